@@ -1,0 +1,1 @@
+"""The ``lrd`` command line: inspect, plan, compress, convert, export, bench, demo."""

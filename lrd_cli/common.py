@@ -1,0 +1,79 @@
+"""Shared CLI plumbing: framework selection (lazy imports), model building, checkpoint loading."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Optional
+
+import numpy as np
+
+from lrd_core.errors import BadWeightsError, ConfigError
+
+FRAMEWORKS = ("mindspore", "torch")
+
+
+def adapter(framework: str):
+    """Import ``lrd_mindspore`` or ``lrd_torch`` only when asked for."""
+    if framework not in FRAMEWORKS:
+        raise ConfigError(f"unknown framework {framework!r}; choose mindspore or torch")
+    if framework == "mindspore":
+        os.environ.setdefault("GLOG_v", "3")
+    try:
+        return importlib.import_module("lrd_" + framework)
+    except ImportError as exc:
+        raise ConfigError(f"framework {framework} is not installed ({exc}); install the "
+                          f"'{framework}' extra, e.g. pip install -e .[{framework}]") from None
+
+
+def add_model_args(p, checkpoint: bool = True) -> None:
+    p.add_argument("--framework", default="mindspore", choices=FRAMEWORKS,
+                   help="mindspore (default) or torch")
+    p.add_argument("--model", required=True, help="resnet18, resnet34, resnet50, resnet101, resnet152")
+    p.add_argument("--stem", default=None, choices=("imagenet", "cifar"),
+                   help="imagenet (7x7 + max-pool, default) or cifar (3x3, no pool)")
+    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default 1000)")
+    p.add_argument("--width", type=int, default=None, help="base channel width (default 64)")
+    p.add_argument("--input-size", type=int, default=None, help="input height = width (default 224)")
+    if checkpoint:
+        p.add_argument("--checkpoint", default=None,
+                       help="trained weights: .ckpt (MindSpore), .pt/.pth (torch) or .npz; converted as needed")
+
+
+def model_kwargs(args, defaults: Optional[dict] = None) -> dict:
+    kw = dict(defaults or {})
+    for key in ("stem", "num_classes", "width"):
+        value = getattr(args, key, None)
+        if value is not None:
+            kw[key] = value
+    return kw
+
+
+def build_model(fw, args, defaults: Optional[dict] = None):
+    """The named model (+ checkpoint) in the chosen framework; NaN/Inf weights are refused."""
+    model = fw.models.create_model(args.model, **model_kwargs(args, defaults))
+    path = getattr(args, "checkpoint", None)
+    if path:
+        fw.load_checkpoint(model, path)
+        check_finite(fw.state_to_numpy(model), path)
+    return model
+
+
+def check_finite(arrays: dict, source: str) -> None:
+    for name, value in arrays.items():
+        if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.all(np.isfinite(value)):
+            raise BadWeightsError(f"{source}: parameter {name} contains NaN or Inf; use a checkpoint from "
+                                  f"before training diverged")
+
+
+def input_shape(args, default: int = 224) -> tuple:
+    size = getattr(args, "input_size", None) or default
+    if size < 8:
+        raise ConfigError(f"--input-size {size} is too small; use at least 32")
+    return (1, 3, size, size)
+
+
+def progress_printer(prefix: str = "  decomposing"):
+    def show(k: int, n: int, name: str, seconds: float) -> None:
+        print(f"{prefix} [{k:>3}/{n}] {name:<28} {seconds * 1000:7.0f} ms", file=sys.stderr, flush=True)
+    return show

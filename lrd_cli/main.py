@@ -1,0 +1,47 @@
+"""Entry point of the ``lrd`` command. User errors print one line on stderr and exit 2."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from lrd_core.errors import LRDError
+
+from . import commands
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lrd", description="Hardware-aware low-rank decomposition of CNNs "
+                                "(MindSpore first, PyTorch twin).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_inspect(sub)
+    commands.add_plan(sub)
+    commands.add_compress(sub)
+    commands.add_convert(sub)
+    for mod in ("export", "bench", "demo"):
+        try:
+            getattr(__import__(f"lrd_cli.{mod}", fromlist=["add"]), "add")(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"lrd_cli.{mod}":
+                raise
+    return p
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("GLOG_v", "3")
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LRDError as exc:
+        print(f"lrd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"lrd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lrd {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

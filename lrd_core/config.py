@@ -1,0 +1,144 @@
+"""The options that make a plan, validated once, stored in the plan JSON."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from .errors import ConfigError
+
+RankSpec = Union[int, Tuple[int, int]]
+
+RANK_SELECTIONS = ("pr", "vbmf", "energy", "manual")
+ROUNDINGS = ("nearest", "up", "down")
+
+
+@dataclass
+class PlanConfig:
+    """Everything :func:`lrd_core.make_plan` needs besides the layers and weights.
+
+    Parameters
+    ----------
+    mode : str or None
+        A compression mode (``vanilla``, ``mode1`` .. ``mode5``, ``all``, ``auto``) or None to use
+        only ``include`` / manual ranks.
+    include, exclude : list of str
+        Regular expressions (full match) of layer names added to / removed from the mode's set.
+    rank_selection : {'pr', 'vbmf', 'energy', 'manual'}
+    ratio : float
+        Per-layer parameter-reduction target for PR (> 1).
+    final_dense_ratio : float or None
+        Milder target for the final dense layer (> 1); None uses ``ratio``.
+    energy : float
+        Fraction of squared singular values kept for ``energy`` (0 < energy <= 1).
+    vbmf_weakening : float
+        ``R = R_full - w * (R_full - R_vbmf)``, 0 <= w <= 1.
+    ranks : dict
+        ``{name_or_regex: r | (r_out, r_in)}`` for ``manual`` (also honoured as overrides otherwise).
+    rank_multiple : int
+        Rank quantization step q (1 = off). Ranks are rounded to a multiple of q, clamped to [q, full].
+    rank_rounding : {'nearest', 'up', 'down'}
+    tucker_iters : int
+        HOOI refinement sweeps after the HOSVD start (0 = plain HOSVD).
+    skip_unreduced : bool
+        Leave a layer undecomposed when its factor chain would not have fewer parameters (default).
+        False forces the decomposition (e.g. to check that full rank reproduces the layer).
+    """
+
+    mode: Optional[str] = "vanilla"
+    include: List[str] = field(default_factory=list)
+    exclude: List[str] = field(default_factory=list)
+    rank_selection: str = "pr"
+    ratio: float = 2.0
+    final_dense_ratio: Optional[float] = None
+    energy: float = 0.95
+    vbmf_weakening: float = 0.8
+    ranks: Dict[str, RankSpec] = field(default_factory=dict)
+    rank_multiple: int = 1
+    rank_rounding: str = "nearest"
+    tucker_iters: int = 4
+    skip_unreduced: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "PlanConfig":
+        from .modes import MODES  # late: modes imports nothing from here, but keep the graph flat
+
+        if self.mode is not None and self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.rank_selection not in RANK_SELECTIONS:
+            raise ConfigError(f"unknown rank selection {self.rank_selection!r}; "
+                              f"choose one of {', '.join(RANK_SELECTIONS)}")
+        for name in ("ratio", "final_dense_ratio"):
+            value = getattr(self, name)
+            if value is None and name == "final_dense_ratio":
+                continue
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 1:
+                raise ConfigError(f"{name} must be a number > 1 (it divides the parameter count), got {value!r}")
+        if not 0 < self.energy <= 1:
+            raise ConfigError(f"energy must be in (0, 1], got {self.energy!r}")
+        if not 0 <= self.vbmf_weakening <= 1:
+            raise ConfigError(f"vbmf_weakening must be in [0, 1], got {self.vbmf_weakening!r}")
+        if int(self.rank_multiple) != self.rank_multiple or self.rank_multiple < 1:
+            raise ConfigError(f"rank_multiple must be a positive integer, got {self.rank_multiple!r}")
+        self.rank_multiple = int(self.rank_multiple)
+        if self.rank_rounding not in ROUNDINGS:
+            raise ConfigError(f"rank_rounding must be one of {ROUNDINGS}, got {self.rank_rounding!r}")
+        if self.tucker_iters < 0:
+            raise ConfigError(f"tucker_iters must be >= 0, got {self.tucker_iters!r}")
+        if isinstance(self.include, str) or isinstance(self.exclude, str):
+            raise ConfigError("include/exclude take a list of regular expressions, not a single string")
+        self.include, self.exclude = list(self.include or []), list(self.exclude or [])
+        self.ranks = {str(k): _rank_spec(k, v) for k, v in dict(self.ranks or {}).items()}
+        if self.rank_selection == "manual" and not self.ranks:
+            raise ConfigError("rank_selection='manual' needs ranks={layer_name_or_regex: rank}")
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ranks"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.ranks.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PlanConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown plan option(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "PlanConfig":
+        """Build from the keywords of ``lrd_X.plan(...)``, rejecting unknown ones."""
+        return cls.from_dict(kwargs)
+
+
+def _rank_spec(name, value) -> RankSpec:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ConfigError(f"rank for {name!r} must be an int or (r_out, r_in), got {value!r}")
+        out = tuple(int(v) for v in value)
+    else:
+        out = int(value)
+    if any(v < 1 for v in (out if isinstance(out, tuple) else (out,))):
+        raise ConfigError(f"rank for {name!r} must be >= 1, got {value!r}")
+    return out
+
+
+def as_pair(spec: RankSpec) -> Tuple[int, int]:
+    """A rank spec as (r_out, r_in); an int means the same rank for both."""
+    return spec if isinstance(spec, tuple) else (spec, spec)
+
+
+def names_matching(pattern: str, names: Sequence[str]) -> List[str]:
+    """Exact name first; otherwise every name the regular expression fully matches."""
+    import re
+
+    if pattern in names:
+        return [pattern]
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    return [n for n in names if rx.fullmatch(n)]

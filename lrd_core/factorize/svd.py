@@ -1,0 +1,53 @@
+"""Truncated SVD of a dense or 1x1 conv weight into two layers (in -> r -> out)."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+from scipy.linalg import svd as _svd
+
+from ..layers import SubLayer
+from ._linalg import column_signs
+
+
+def svd_factors(matrix: np.ndarray, rank: int):
+    """(first, last) with ``last @ first`` the best rank-``rank`` approximation of ``matrix``.
+
+    The singular values are split evenly (sqrt to each side) so both factors have similar scale,
+    which keeps fine-tuning balanced.
+    """
+    u, s, vt = _svd(np.asarray(matrix, dtype=np.float64), full_matrices=False, lapack_driver="gesdd",
+                    check_finite=False)
+    u = u[:, :rank]
+    signs = column_signs(u)  # same sign rule as Tucker-2: deterministic factors
+    u = u * signs
+    vt = vt[:rank] * signs[:, None]
+    root = np.sqrt(s[:rank])
+    return root[:, None] * vt, u * root[None, :]
+
+
+def svd(weight: np.ndarray, rank: int, bias: Optional[np.ndarray] = None,
+        stride: Sequence[int] = (1, 1), padding: Sequence[int] = (0, 0, 0, 0),
+        dilation: Sequence[int] = (1, 1)) -> List[SubLayer]:
+    """Decompose a dense ``(out, in)`` or 1x1 conv ``(out, in, 1, 1)`` weight at ``rank``.
+
+    Returns two :class:`SubLayer` of the input's kind: ``in -> rank`` (carries stride and padding,
+    the layer that first touches the input) and ``rank -> out`` (carries the bias).
+    """
+    weight = np.asarray(weight)
+    conv = weight.ndim == 4
+    if conv and weight.shape[2:] != (1, 1):
+        raise ValueError(f"svd takes a dense or 1x1 conv weight, got kernel {weight.shape[2:]}")
+    n_out, n_in = weight.shape[:2]
+    if not 1 <= rank <= min(n_out, n_in):
+        raise ValueError(f"svd rank must be in [1, {min(n_out, n_in)}], got {rank}")
+    first, last = svd_factors(weight.reshape(n_out, n_in), int(rank))
+    dtype = weight.dtype if weight.dtype.kind == "f" else np.float32
+    kind = "conv2d" if conv else "dense"
+    if conv:
+        first, last = first[:, :, None, None], last[:, :, None, None]
+    b = None if bias is None else np.asarray(bias, dtype=dtype).copy()
+    return [
+        SubLayer(kind, first.astype(dtype), None, tuple(stride), tuple(padding), tuple(dilation), 1, "first"),
+        SubLayer(kind, last.astype(dtype), b, (1, 1), (0, 0, 0, 0), (1, 1), 1, "last"),
+    ]

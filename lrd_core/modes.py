@@ -1,0 +1,79 @@
+"""Compression modes: which layers a mode decomposes (Table 1 of the layer-targeted LRD paper).
+
+A mode is a predicate over a :class:`~lrd_core.layers.LayerInfo` (its kind, kernel and role).
+Modes are data: add one with :func:`register_mode`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from .layers import LayerInfo
+
+Predicate = Callable[[LayerInfo], bool]
+MODES: Dict[str, Predicate] = {}
+DESCRIPTIONS: Dict[str, str] = {}
+
+
+def register_mode(name: str, description: str):
+    def wrap(fn: Predicate) -> Predicate:
+        MODES[name] = fn
+        DESCRIPTIONS[name] = description
+        return fn
+    return wrap
+
+
+def in_blocks(l: LayerInfo) -> bool:
+    return l.kind == "conv2d" and l.role.block in (1, 2, 3, 4) and not l.role.is_stem
+
+
+def conv1x1(l: LayerInfo) -> bool:
+    return l.kind == "conv2d" and l.kernel == (1, 1)
+
+
+def final_dense(l: LayerInfo) -> bool:
+    return l.kind == "dense" and l.role.is_final_dense
+
+
+@register_mode("vanilla", "every conv in the 4 blocks (incl. downsample) + final dense")
+def vanilla(l: LayerInfo) -> bool:
+    return in_blocks(l) or final_dense(l)
+
+
+@register_mode("mode1", "vanilla without 1x1 convs")
+def mode1(l: LayerInfo) -> bool:
+    return vanilla(l) and not conv1x1(l)
+
+
+@register_mode("mode2", "mode1 + the 1x1 convs, except the downsample convs of blocks 3 and 4")
+def mode2(l: LayerInfo) -> bool:
+    if mode1(l):
+        return True
+    return in_blocks(l) and conv1x1(l) and not (l.role.is_downsample and l.role.block in (3, 4))
+
+
+@register_mode("mode3", "mode2 without the 1x1 convs of block 4")
+def mode3(l: LayerInfo) -> bool:
+    return mode2(l) and not (conv1x1(l) and l.role.block == 4)
+
+
+@register_mode("mode4", "vanilla without any downsample conv")
+def mode4(l: LayerInfo) -> bool:
+    return vanilla(l) and not l.role.is_downsample
+
+
+@register_mode("mode5", "every 1x1 conv in the 4 blocks + final dense")
+def mode5(l: LayerInfo) -> bool:
+    return (in_blocks(l) and conv1x1(l)) or final_dense(l)
+
+
+@register_mode("all", "every eligible conv and dense layer, any architecture (stem included)")
+def all_layers(l: LayerInfo) -> bool:
+    return True
+
+
+@register_mode("auto", "hardware-aware: vanilla's candidates, kept only where measured faster")
+def auto(l: LayerInfo) -> bool:
+    return vanilla(l)
+
+
+FIXED_MODES = ("vanilla", "mode1", "mode2", "mode3", "mode4", "mode5")

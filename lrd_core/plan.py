@@ -1,0 +1,162 @@
+"""The plan: which layers are decomposed, how, at what ranks, and what it costs. JSON round-trip."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from .config import PlanConfig
+from .errors import MismatchError
+from .layers import LayerInfo
+
+PLAN_VERSION = 1
+
+
+@dataclass
+class LayerPlan:
+    """The decision for one conv/dense layer. ``method == 'none'`` means left as it is."""
+
+    info: LayerInfo
+    selected: bool
+    method: str = "none"
+    ranks: Optional[Tuple[int, ...]] = None
+    reason: Optional[str] = None
+    note: Optional[str] = None
+    params_before: int = 0
+    params_after: int = 0
+    macs_before: int = 0
+    macs_after: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def decomposed(self) -> bool:
+        return self.method != "none"
+
+    def to_dict(self) -> dict:
+        return {"name": self.info.name, "kind": self.info.kind, "selected": bool(self.selected),
+                "method": self.method, "ranks": None if self.ranks is None else [int(r) for r in self.ranks],
+                "reason": self.reason, "note": self.note,
+                "params_before": int(self.params_before), "params_after": int(self.params_after),
+                "macs_before": int(self.macs_before), "macs_after": int(self.macs_after),
+                "info": self.info.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LayerPlan":
+        return cls(info=LayerInfo.from_dict(d["info"]), selected=d["selected"], method=d["method"],
+                   ranks=None if d.get("ranks") is None else tuple(int(r) for r in d["ranks"]),
+                   reason=d.get("reason"), note=d.get("note"),
+                   params_before=d["params_before"], params_after=d["params_after"],
+                   macs_before=d["macs_before"], macs_after=d["macs_after"])
+
+
+@dataclass
+class Plan:
+    """Per-layer decisions plus the config that made them. ``meta`` holds free-form context
+    (model name, input shape, framework, stage of a multi-stage run, measured latencies)."""
+
+    config: PlanConfig
+    layers: List[LayerPlan]
+    meta: Dict = field(default_factory=dict)
+    version: int = PLAN_VERSION
+
+    # ------------------------------------------------------------------ queries
+    def __getitem__(self, name: str) -> LayerPlan:
+        for lp in self.layers:
+            if lp.name == name:
+                return lp
+        raise KeyError(name)
+
+    def decomposed(self) -> List[LayerPlan]:
+        return [lp for lp in self.layers if lp.decomposed]
+
+    @property
+    def totals(self) -> Dict[str, int]:
+        return {key: int(sum(getattr(lp, key) for lp in self.layers))
+                for key in ("params_before", "params_after", "macs_before", "macs_after")}
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict:
+        return {"version": self.version, "config": self.config.to_dict(), "meta": self.meta,
+                "layers": [lp.to_dict() for lp in self.layers], "totals": self.totals}
+
+    def to_json(self, path: str) -> str:
+        """Write atomically (temp file + rename); returns the path."""
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".plan-", suffix=".json", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.to_dict(), fh, indent=1)
+                fh.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plan":
+        version = d.get("version")
+        if version != PLAN_VERSION:
+            raise MismatchError(f"plan version {version!r} is not supported (this lrd reads version "
+                                f"{PLAN_VERSION}); re-create the plan with `lrd plan`")
+        return cls(config=PlanConfig.from_dict(d["config"]),
+                   layers=[LayerPlan.from_dict(x) for x in d["layers"]],
+                   meta=d.get("meta", {}), version=version)
+
+    @classmethod
+    def from_json(cls, path: str) -> "Plan":
+        try:
+            with open(path) as fh:
+                d = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise MismatchError(f"{path} is not a plan JSON file ({exc})") from None
+        return cls.from_dict(d)
+
+    # ------------------------------------------------------------------ display
+    def summary(self, all_layers: bool = True) -> str:
+        """A table of every layer (or only decomposed ones) with params/MACs before and after."""
+        rows = [("layer", "shape", "method", "ranks", "params", "->", "MACs", "->", "note")]
+        for lp in self.layers:
+            if not all_layers and not lp.decomposed:
+                continue
+            i = lp.info
+            shape = f"{i.in_channels}->{i.out_channels}" + (
+                f" {i.kernel[0]}x{i.kernel[1]}/{i.stride[0]}" if i.kind == "conv2d" else " fc")
+            why = lp.reason or lp.note or ""
+            rows.append((lp.name, shape, lp.method, "x".join(map(str, lp.ranks)) if lp.decomposed else "-",
+                         _human(lp.params_before), _human(lp.params_after),
+                         _human(lp.macs_before), _human(lp.macs_after), why))
+        t = self.totals
+        n_dec = len(self.decomposed())
+        rows.append(("TOTAL", f"{n_dec}/{len(self.layers)} decomposed", "", "",
+                     _human(t["params_before"]), _human(t["params_after"]),
+                     _human(t["macs_before"]), _human(t["macs_after"]),
+                     f"params {_ratio(t['params_before'], t['params_after'])}, "
+                     f"MACs {_ratio(t['macs_before'], t['macs_after'])}"))
+        widths = [max(len(str(r[c])) for r in rows) for c in range(len(rows[0]) - 1)]
+        lines = []
+        for k, r in enumerate(rows):
+            cells = [str(v).ljust(w) if c < 4 else str(v).rjust(w) for c, (v, w) in enumerate(zip(r, widths))]
+            lines.append("  ".join(cells) + ("  " + r[-1] if r[-1] else ""))
+            if k == 0 or k == len(rows) - 2:
+                lines.append("-" * min(120, sum(widths) + 2 * len(widths)))
+        return "\n".join(lines)
+
+
+def _human(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(int(n))
+
+
+def _ratio(before: int, after: int) -> str:
+    return f"{before / after:.2f}x" if after else "inf"
