@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_plan(sub)
     commands.add_compress(sub)
     commands.add_convert(sub)
-    for mod in ("export", "bench", "demo"):
+    for mod in ("train", "export", "bench", "demo"):
         try:
             getattr(__import__(f"lrd_cli.{mod}", fromlist=["add"]), "add")(sub)
         except ModuleNotFoundError as exc:
