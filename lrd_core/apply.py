@@ -37,6 +37,16 @@ def plan_model(backend: Backend, model, input_shape, meta=None, **options) -> Pl
 
 
 def _check_layers(plan: Plan, layers: Dict[str, Any], backend: Backend) -> None:
+    planned = [lp.name for lp in plan.layers]
+    extra = [n for n in layers if n not in set(planned)]
+    missing = [n for n in planned if n not in layers]
+    if extra or missing:
+        detail = "; ".join(part for part in (
+            f"in the model but not in the plan: {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}" if extra else "",
+            f"in the plan but not in the model: {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+            if missing else "") if part)
+        raise MismatchError(f"the plan does not describe this model (layer names differ — {detail}); the plan was "
+                            f"made for another model or the model was already compressed: re-plan with `lrd plan`")
     for lp in plan.decomposed():
         if lp.name not in layers:
             raise MismatchError(f"layer {lp.name} is in the plan but not in the model (was the model already "

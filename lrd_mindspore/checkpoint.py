@@ -45,7 +45,7 @@ def read_checkpoint(path: str) -> Dict[str, np.ndarray]:
 
 def write_checkpoint(arrays: Dict[str, np.ndarray], path: str) -> str:
     """Write torch-style arrays as a MindSpore ``.ckpt`` (names converted), atomically."""
-    items = [{"name": k, "data": ms.Tensor(np.ascontiguousarray(v))} for k, v in torch_to_mindspore(arrays).items()]
+    items = [{"name": k, "data": ms.Tensor(np.array(v, copy=True, order="C"))} for k, v in torch_to_mindspore(arrays).items()]
     with atomic_file(path, suffix=".ckpt") as tmp:
         ms.save_checkpoint(items, tmp)
     return path
@@ -53,7 +53,10 @@ def write_checkpoint(arrays: Dict[str, np.ndarray], path: str) -> str:
 
 def load_checkpoint(model: nn.Cell, path: str) -> nn.Cell:
     """Load a checkpoint file of any supported format into ``model`` (strict)."""
-    load_numpy(model, read_checkpoint(path))
+    try:
+        load_numpy(model, read_checkpoint(path))
+    except MismatchError as exc:
+        raise MismatchError(f"checkpoint {path} does not fit this model: {exc}") from None
     return model
 
 

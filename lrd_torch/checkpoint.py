@@ -43,7 +43,7 @@ def read_checkpoint(path: str) -> Dict[str, np.ndarray]:
 
 def write_checkpoint(arrays: Dict[str, np.ndarray], path: str) -> str:
     """Write torch-style arrays as a torch state dict file, atomically."""
-    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    state = {k: torch.from_numpy(np.array(v, copy=True, order="C")) for k, v in arrays.items()}
     with atomic_file(path, suffix=".pt") as tmp:
         torch.save(state, tmp)
     return path
@@ -51,7 +51,10 @@ def write_checkpoint(arrays: Dict[str, np.ndarray], path: str) -> str:
 
 def load_checkpoint(model: nn.Module, path: str) -> nn.Module:
     """Load a checkpoint file of any supported format into ``model`` (strict)."""
-    load_numpy(model, read_checkpoint(path))
+    try:
+        load_numpy(model, read_checkpoint(path))
+    except MismatchError as exc:
+        raise MismatchError(f"checkpoint {path} does not fit this model: {exc}") from None
     return model
 
 

@@ -4,10 +4,12 @@ import os
 
 import lrd_mindspore._env  # noqa: F401  (oneDNN ISA cap + quiet logs before mindspore loads)
 
+import mindspore as ms
 import numpy as np
 import pytest
 
 os.environ.setdefault("GLOG_v", "3")
+ms.set_device("CPU")     # once, before any kernel runs (MindSpore refuses it later)
 
 FRAMEWORKS = ("torch", "mindspore")
 
@@ -15,8 +17,6 @@ FRAMEWORKS = ("torch", "mindspore")
 def _load(name):
     module = importlib.import_module("lrd_" + name)
     if name == "mindspore":
-        import mindspore as ms
-        ms.set_device("CPU")
         ms.set_context(mode=ms.PYNATIVE_MODE)
     return module
 

@@ -19,8 +19,7 @@ ZOO = {"torch": (tm, ts), "mindspore": (msm, mss)}
 
 @pytest.fixture(autouse=True, scope="module")
 def _mindspore_cpu():
-    ms.set_device("CPU")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
+    ms.set_context(mode=ms.PYNATIVE_MODE)   # the device is set once in conftest
 
 
 @pytest.fixture(params=sorted(ZOO))
