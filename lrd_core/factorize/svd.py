@@ -4,26 +4,34 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 import numpy as np
-from scipy.linalg import svd as _svd
 
 from ..layers import SubLayer
-from ._linalg import column_signs
+from ._linalg import leading_left_vectors
 
 
 def svd_factors(matrix: np.ndarray, rank: int):
     """(first, last) with ``last @ first`` the best rank-``rank`` approximation of ``matrix``.
 
-    The singular values are split evenly (sqrt to each side) so both factors have similar scale,
-    which keeps fine-tuning balanced.
+    The leading singular subspace comes from the eigen-decomposition of the smaller Gram matrix
+    (only the ``rank`` leading eigenpairs), much faster than a full SVD of a large weight. The
+    singular values are split evenly (sqrt to each side) so both factors have similar scale, which
+    keeps fine-tuning balanced.
     """
-    u, s, vt = _svd(np.asarray(matrix, dtype=np.float64), full_matrices=False, lapack_driver="gesdd",
-                    check_finite=False)
-    u = u[:, :rank]
-    signs = column_signs(u)  # same sign rule as Tucker-2: deterministic factors
-    u = u * signs
-    vt = vt[:rank] * signs[:, None]
-    root = np.sqrt(s[:rank])
-    return root[:, None] * vt, u * root[None, :]
+    m = np.asarray(matrix, dtype=np.float64)
+    n_out, n_in = m.shape
+    if n_out <= n_in:
+        u = leading_left_vectors(m, rank)              # (out, r) left singular vectors
+        svt = u.T @ m                                  # (r, in) = S V^T
+        s = np.linalg.norm(svt, axis=1)
+        root = np.sqrt(s)
+        safe = np.where(root > 0, root, 1.0)
+        return svt / safe[:, None], u * root[None, :]
+    v = leading_left_vectors(m.T, rank)                # (in, r) right singular vectors
+    us = m @ v                                         # (out, r) = U S
+    s = np.linalg.norm(us, axis=0)
+    root = np.sqrt(s)
+    safe = np.where(root > 0, root, 1.0)
+    return (v * root[None, :]).T, us / safe[None, :]
 
 
 def svd(weight: np.ndarray, rank: int, bias: Optional[np.ndarray] = None,
