@@ -46,3 +46,24 @@ def atomic_file(path: str, suffix: str = ""):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+PLAN_FILE = "plan.json"
+WEIGHT_FILES = {"mindspore": "model.ckpt", "torch": "model.pt"}
+
+
+def compressed_dir_files(directory: str, prefer: str):
+    """(plan path, weights path) of a compressed-model directory; ``prefer`` names the framework
+    whose weight file is taken first (the other one is converted on load)."""
+    from .errors import MismatchError
+
+    plan_path = os.path.join(directory, PLAN_FILE)
+    if not os.path.isfile(plan_path):
+        raise MismatchError(f"{directory} holds no {PLAN_FILE}: not a compressed-model directory "
+                            f"(see `lrd compress`)")
+    names = [WEIGHT_FILES[prefer]] + [n for f, n in WEIGHT_FILES.items() if f != prefer]
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return plan_path, path
+    raise MismatchError(f"{directory} holds no weights ({' or '.join(names)})")

@@ -10,15 +10,15 @@ import numpy as np
 from mindspore import nn
 
 from lrd_core.errors import MismatchError
-from lrd_core.io import atomic_dir, atomic_file
+from lrd_core.io import PLAN_FILE, WEIGHT_FILES, atomic_dir, atomic_file, compressed_dir_files
 from lrd_core.naming import mindspore_to_torch, torch_to_mindspore
 from lrd_core.plan import Plan
 
 from .apply import rebuild
 from .state import load_numpy
 
-WEIGHTS = "model.ckpt"
-PLAN = "plan.json"
+WEIGHTS = WEIGHT_FILES["mindspore"]
+PLAN = PLAN_FILE
 # Training checkpoints also carry optimizer/loop state; those are not network weights.
 _NOT_WEIGHTS = ("moments.", "accum.", "learning_rate", "global_step", "momentum", "scale_sense",
                 "current_iterator_step", "last_overflow_iterator_step", "epoch_num", "step_num", "beta1_power",
@@ -68,19 +68,12 @@ def save(model: nn.Cell, plan: Plan, directory: str) -> str:
     return directory
 
 
-def load(directory: str, model: nn.Cell) -> nn.Cell:
+def load(directory: str, model) -> object:
     """Rebuild ``model`` (an uncompressed instance of the same architecture) from the saved plan and
     load the compressed weights. A torch ``model.pt`` in the directory is converted on the fly."""
-    plan_path = os.path.join(directory, PLAN)
-    if not os.path.isfile(plan_path):
-        raise MismatchError(f"{directory} holds no {PLAN}: not a compressed-model directory (see `lrd compress`)")
-    plan = Plan.from_json(plan_path)
-    rebuild(model, plan)
-    for name in (WEIGHTS, "model.pt"):
-        path = os.path.join(directory, name)
-        if os.path.isfile(path):
-            return load_checkpoint(model, path)
-    raise MismatchError(f"{directory} holds no {WEIGHTS} (or model.pt)")
+    plan_path, weights = compressed_dir_files(directory, prefer="mindspore")
+    rebuild(model, Plan.from_json(plan_path))
+    return load_checkpoint(model, weights)
 
 
 def load_plan(directory: str) -> Plan:

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from lrd_core.errors import MismatchError
-from lrd_core.io import atomic_dir, atomic_file
+from lrd_core.io import PLAN_FILE, WEIGHT_FILES, atomic_dir, atomic_file, compressed_dir_files
 from lrd_core.plan import Plan
 
 from .apply import rebuild
 from .state import load_numpy, state_to_numpy
 
-WEIGHTS = "model.pt"
-PLAN = "plan.json"
+WEIGHTS = WEIGHT_FILES["torch"]
+PLAN = PLAN_FILE
 
 
 def read_checkpoint(path: str) -> Dict[str, np.ndarray]:
@@ -66,19 +66,12 @@ def save(model: nn.Module, plan: Plan, directory: str) -> str:
     return directory
 
 
-def load(directory: str, model: nn.Module) -> nn.Module:
+def load(directory: str, model) -> object:
     """Rebuild ``model`` (an uncompressed instance of the same architecture) from the saved plan and
     load the compressed weights. A MindSpore ``model.ckpt`` in the directory is converted on the fly."""
-    plan_path = os.path.join(directory, PLAN)
-    if not os.path.isfile(plan_path):
-        raise MismatchError(f"{directory} holds no {PLAN}: not a compressed-model directory (see `lrd compress`)")
-    plan = Plan.from_json(plan_path)
-    rebuild(model, plan)
-    for name in (WEIGHTS, "model.ckpt"):
-        path = os.path.join(directory, name)
-        if os.path.isfile(path):
-            return load_checkpoint(model, path)
-    raise MismatchError(f"{directory} holds no {WEIGHTS} (or model.ckpt)")
+    plan_path, weights = compressed_dir_files(directory, prefer="torch")
+    rebuild(model, Plan.from_json(plan_path))
+    return load_checkpoint(model, weights)
 
 
 def load_plan(directory: str) -> Plan:
