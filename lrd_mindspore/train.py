@@ -1,18 +1,45 @@
-"""Minimal supervised training (GRAPH mode, ``nn.TrainOneStepCell``) and evaluation on arrays."""
+"""Training and evaluation for MindSpore: ``ms.train.Model`` with callbacks, GRAPH-mode train steps,
+factor freezing, resumable checkpoints, data parallelism.
+
+``fit`` drives ``ms.train.Model`` (non-sink mode) over a network that dispatches every step to
+the compiled train cell of the current freezing phase (:class:`PhaseSteps`: one optimizer over
+the phase's trainable parameters + one ``TrainStep`` per phase, cached; all phase optimizers
+share the momentum buffers and the step counter that indexes the LR array). Options, logs and
+checkpoint layout match :mod:`lrd_torch.train`.
+"""
 from __future__ import annotations
 
+import os
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, FrozenSet, Iterable, Optional, Sequence
 
 import mindspore as ms
 import numpy as np
-from mindspore import nn
+from mindspore import Parameter, ParameterTuple, nn, ops
+from mindspore.train import Callback, Model
 
-from lrd_data import ArrayData, batches
+from lrd_core import freezing
+from lrd_core.errors import ConfigError, MismatchError
+from lrd_core.io import atomic_dir
+from lrd_core.plan import Plan
+from lrd_core.trainstate import (Monitor, TrainState, checkpoint_name, clear_checkpoints, latest_checkpoint,
+                                 prune_checkpoints, read_state, write_json)
+from lrd_data import ArrayData, Loader
+from lrd_data.loader import eval_loader
+
+from . import distributed as D
+from .checkpoint import load_checkpoint as _load_weights, write_checkpoint
+from .data import from_loader
+from .freeze import set_frozen
+from .state import named_parameters, state_to_numpy
+
+WEIGHTS, OPTIMIZER, PLAN = "model.ckpt", "optimizer.ckpt", "plan.json"
+_STATS = ("running_mean", "running_var")
 
 
+# ------------------------------------------------------------------------------------ evaluation
 def predict(net: nn.Cell, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Logits of ``net`` in eval mode; the last batch is padded so one compiled shape serves all."""
+    """Eval-mode logits; a short last batch is padded so one compiled shape serves all."""
     was = net.training
     net.set_train(False)
     outs = []
@@ -26,33 +53,301 @@ def predict(net: nn.Cell, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def evaluate(net: nn.Cell, data: ArrayData, batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``net`` on ``data``."""
-    return float((predict(net, data.x, batch_size).argmax(1) == data.y).mean())
+def evaluate(net: nn.Cell, data, batch_size: int = 256) -> float:
+    """Top-1 accuracy on ``data`` (ArrayData, a loader source or a Loader)."""
+    if isinstance(data, ArrayData):
+        return float((predict(net, data.x, batch_size).argmax(1) == data.y).mean())
+    loader = data if isinstance(data, Loader) else eval_loader(data, batch_size)
+    correct = seen = 0
+    for x, y in loader.epoch_batches(0):
+        correct += int((predict(net, x, loader.batch_size).argmax(1) == y).sum())
+        seen += len(y)
+    return correct / max(seen, 1)
 
 
-def fit(net: nn.Cell, data: ArrayData, lr: Sequence[float], epochs: int, batch_size: int = 64,
-        momentum: float = 0.9, weight_decay: float = 1e-4, label_smoothing: float = 0.0, seed: int = 0,
-        log: Optional[Callable[[str], None]] = print) -> dict:
-    """Train with Momentum SGD; ``lr`` holds one value per step (``epochs * steps_per_epoch``)."""
-    steps = len(data) // batch_size
-    if len(lr) < epochs * steps:
-        raise ValueError(f"lr schedule has {len(lr)} values, training needs {epochs * steps}")
-    lr_tensor = ms.Tensor(np.asarray(lr[: epochs * steps], np.float32))
-    opt = nn.Momentum(net.trainable_params(), learning_rate=lr_tensor, momentum=momentum, weight_decay=weight_decay)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    step_cell = nn.TrainOneStepCell(nn.WithLossCell(net, loss_fn), opt)
-    step_cell.set_train(True)
-    step, history = 0, []
-    for epoch in range(epochs):
-        t0, total = time.perf_counter(), 0.0
-        for x, y in batches(data, batch_size, shuffle=True, seed=seed, drop_last=True, epoch=epoch):
-            total += float(step_cell(ms.Tensor(x), ms.Tensor(y)).asnumpy())
-            step += 1
-        dt = time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "loss": total / max(steps, 1), "seconds": dt})
-        if log:
-            log(f"  epoch {epoch + 1}/{epochs}  loss {total / max(steps, 1):.4f}  {dt:.1f}s "
-                f"({steps * batch_size / dt:.0f} img/s)")
-    net.set_train(False)
-    return {"history": history, "steps": step}
+def _batch_norms(net: nn.Cell):
+    return [c for _, c in net.cells_and_names() if isinstance(c, (nn.BatchNorm2d, nn.BatchNorm1d))]
+
+
+def recalibrate_bn(net: nn.Cell, data, batches: int = 20, batch_size: int = 64, seed: int = 0) -> int:
+    """Re-estimate every BatchNorm's moving statistics as the exact average over ``batches`` batches.
+
+    MindSpore's BatchNorm momentum is fixed in the compiled op, so each batch's statistics are
+    recovered from the update ``new = (1 - c) old + c batch`` and averaged here. Returns the
+    number of batches used.
+    """
+    loader = data if isinstance(data, Loader) else Loader(data, batch_size, shuffle=True, seed=seed)
+    bns = _batch_norms(net)
+    sums = [[np.zeros(b.moving_mean.shape, np.float64), np.zeros(b.moving_variance.shape, np.float64)] for b in bns]
+    was = net.training
+    net.set_train(True)
+    used = 0
+    try:
+        for x, _ in loader.epoch_batches(0):
+            if used >= batches:
+                break
+            old = [(b.moving_mean.asnumpy().astype(np.float64), b.moving_variance.asnumpy().astype(np.float64))
+                   for b in bns]
+            net(ms.Tensor(x))
+            for b, (m0, v0), acc in zip(bns, old, sums):
+                c = float(b.momentum)
+                acc[0] += (b.moving_mean.asnumpy() - (1 - c) * m0) / c
+                acc[1] += (b.moving_variance.asnumpy() - (1 - c) * v0) / c
+            used += 1
+    finally:
+        net.set_train(was)
+    if used:
+        for b, (m, v) in zip(bns, sums):
+            b.moving_mean.set_data(ms.Tensor((m / used).astype(np.float32)))
+            b.moving_variance.set_data(ms.Tensor(np.maximum(v / used, 0).astype(np.float32)))
+    return used
+
+
+# ------------------------------------------------------------------------------------ train cells
+class WithLoss(nn.Cell):
+    """``(loss, logits)`` of a network on a batch."""
+
+    def __init__(self, net: nn.Cell, loss_fn: nn.Cell):
+        super().__init__(auto_prefix=False)
+        self.net, self.loss_fn = net, loss_fn
+
+    def construct(self, x, y):
+        logits = self.net(x)
+        return self.loss_fn(logits, y), logits
+
+
+class TrainStep(nn.Cell):
+    """One optimizer step; gradients only for the optimizer's parameters. Returns (loss, #correct)."""
+
+    def __init__(self, net: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer):
+        super().__init__(auto_prefix=False)
+        self.with_loss = WithLoss(net, loss_fn)
+        self.optimizer = optimizer
+        self.weights = optimizer.parameters
+        self.grad_fn = ms.value_and_grad(self.with_loss, None, self.weights, has_aux=True)
+        self.reducer = ops.identity
+        if ms.get_auto_parallel_context("parallel_mode") in (ms.ParallelMode.DATA_PARALLEL,
+                                                                ms.ParallelMode.HYBRID_PARALLEL):
+            from mindspore.communication import get_group_size
+            self.reducer = nn.DistributedGradReducer(self.weights, True, get_group_size())
+
+    def construct(self, x, y):
+        (loss, logits), grads = self.grad_fn(x, y)
+        grads = self.reducer(grads)
+        loss = ops.depend(loss, self.optimizer(grads))
+        correct = (logits.argmax(1) == y).astype(ms.float32).sum()
+        return loss, correct
+
+
+def _groups(params: Sequence[Parameter], weight_decay: float):
+    decay = [p for p in params if len(p.shape) > 1]
+    other = [p for p in params if len(p.shape) <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+class PhaseSteps:
+    """Train cells per freezing phase over one shared optimizer state (momentum + step counter)."""
+
+    def __init__(self, net: nn.Cell, loss_fn: nn.Cell, lr: Sequence[float], momentum: float, weight_decay: float):
+        self.net, self.loss_fn, self.momentum, self.weight_decay = net, loss_fn, momentum, weight_decay
+        self.lr = ms.Tensor(np.asarray(lr, np.float32))
+        self.params: Dict[str, Parameter] = {k: p for k, p in named_parameters(net).items()
+                                             if not k.endswith(_STATS)}
+        for p in self.params.values():
+            p.requires_grad = True
+        self.master = self._optimizer(list(self.params.values()))
+        self.moment_of = {id(p): m for p, m in zip(self.master.parameters, self.master.moments)}
+        self.cache: Dict[FrozenSet[str], TrainStep] = {}
+
+    def _optimizer(self, params):
+        return nn.Momentum(_groups(params, self.weight_decay), learning_rate=self.lr, momentum=self.momentum)
+
+    def get(self, frozen: FrozenSet[str]) -> TrainStep:
+        """The train cell of the phase that freezes ``frozen`` (built and compiled once)."""
+        set_frozen(self.net, frozen, self.params)
+        if frozen not in self.cache:
+            if frozen:
+                opt = self._optimizer([p for k, p in self.params.items() if k not in frozen])
+                opt.moments = ParameterTuple([self.moment_of[id(p)] for p in opt.parameters])
+                opt.global_step = self.master.global_step
+            else:
+                opt = self.master
+            cell = TrainStep(self.net, self.loss_fn, opt)
+            cell.set_train(True)
+            self.cache[frozen] = cell
+        return self.cache[frozen]
+
+    @property
+    def global_step(self) -> int:
+        return int(self.master.global_step.asnumpy().reshape(-1)[0])
+
+    def save(self, path: str) -> None:
+        """Write the shared momentum buffers (by parameter name) and the step counter as a .ckpt."""
+        by_id = {id(p): k for k, p in self.params.items()}
+        items = [{"name": "moment." + by_id[id(p)], "data": m} for p, m in zip(self.master.parameters,
+                                                                              self.master.moments)]
+        items.append({"name": "global_step", "data": self.master.global_step})
+        ms.save_checkpoint(items, path)
+
+    def load(self, path: str) -> None:
+        """Restore what :meth:`save` wrote."""
+        saved = ms.load_checkpoint(path)
+        by_id = {id(q): k for k, q in self.params.items()}
+        for p, m in zip(self.master.parameters, self.master.moments):
+            m.set_data(ms.Tensor(saved["moment." + by_id[id(p)]].asnumpy()))
+        self.master.global_step.set_data(ms.Tensor(saved["global_step"].asnumpy()))
+
+
+class PhaseSwitch(nn.Cell):
+    """The network handed to ``ms.train.Model``: runs the train cell chosen for the coming step."""
+
+    def __init__(self, net: nn.Cell):
+        super().__init__(auto_prefix=False)
+        self.net = net
+        self._current = {"cell": None}
+
+    def select(self, cell: TrainStep) -> None:
+        self._current["cell"] = cell
+
+    def __call__(self, *inputs):
+        return self._current["cell"](*inputs)
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def save_checkpoint(directory: str, net: nn.Cell, steps: PhaseSteps, state: TrainState,
+                    plan: Optional[Plan] = None, keep: int = 2) -> str:
+    """Write ``directory/ckpt-<step>/`` atomically (weights, optimizer, state, plan); prune old ones."""
+    path = os.path.join(directory, checkpoint_name(state.global_step))
+    with atomic_dir(path) as tmp:
+        write_checkpoint(state_to_numpy(net), os.path.join(tmp, WEIGHTS))
+        steps.save(os.path.join(tmp, OPTIMIZER))
+        if plan is not None:
+            plan.to_json(os.path.join(tmp, PLAN))
+        write_json(state.to_dict(), os.path.join(tmp, "state.json"))
+    prune_checkpoints(directory, keep)
+    return path
+
+
+def load_checkpoint(path: str, net: nn.Cell, steps: Optional[PhaseSteps] = None) -> TrainState:
+    """Load weights (and optimizer state) of a training checkpoint directory; returns its state."""
+    _load_weights(net, os.path.join(path, WEIGHTS))
+    if steps is not None:
+        steps.load(os.path.join(path, OPTIMIZER))
+    return read_state(path)
+
+
+# ------------------------------------------------------------------------------------ training
+class _Driver(Callback):
+    """Picks each step's phase, feeds the monitor, evaluates and checkpoints."""
+
+    def __init__(self, run: dict):
+        super().__init__()
+        self.run = run
+        self.t0 = 0.0
+
+    def on_train_step_begin(self, run_context):
+        r, state = self.run, self.run["state"]
+        k = freezing.phase_index(r["freeze"], state.epoch, state.global_step)
+        if k != r.get("phase"):
+            r["switch"].select(r["steps"].get(freezing.frozen_parameters(r["plan"], r["freeze"], k)))
+            r["phase"] = k
+            r["monitor"].on_phase(k)
+        self.t0 = time.perf_counter()
+
+    def on_train_step_end(self, run_context):
+        r, state = self.run, self.run["state"]
+        p = run_context.original_args()
+        loss, correct = p.net_outputs
+        loss, correct = float(loss.asnumpy()), float(correct.asnumpy())
+        r["monitor"].on_step(loss, correct, int(p.train_dataset_element[1].shape[0]), time.perf_counter() - self.t0)
+        for cb in r["on_step"]:
+            cb(state)
+        every = r["save_every_steps"]
+        if r["out_dir"] and r["main"] and every and state.global_step % every == 0 and state.step_in_epoch:
+            save_checkpoint(r["out_dir"], r["net"], r["steps"], state, r["plan"], r["keep"])
+
+    def on_train_epoch_end(self, run_context):
+        r, state = self.run, self.run["state"]
+        acc = evaluate(r["net"], r["eval_data"]) if r["eval_data"] is not None else None
+        r["net"].set_train(True)
+        r["monitor"].on_epoch_end(acc)
+        every = r["save_every_epochs"]
+        if r["out_dir"] and r["main"] and every and (state.epoch % every == 0 or state.finished):
+            save_checkpoint(r["out_dir"], r["net"], r["steps"], state, r["plan"], r["keep"])
+
+
+def _loader(data, batch_size: int, seed: int, ctx) -> Loader:
+    if isinstance(data, Loader):
+        return data
+    if isinstance(data, ArrayData) or hasattr(data, "get"):
+        return Loader(data, batch_size, shuffle=True, seed=seed, rank=ctx.rank, world=ctx.world)
+    raise ConfigError(f"training data must be an ArrayData, a loader source or a Loader, got {type(data).__name__}")
+
+
+def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 64, momentum: float = 0.9,
+        weight_decay: float = 1e-4, label_smoothing: float = 0.0, seed: int = 0,
+        log: Optional[Callable[[str], None]] = print, *, plan: Optional[Plan] = None, freeze=None,
+        out_dir: Optional[str] = None, resume: bool = True, save_every_steps: int = 0, save_every_epochs: int = 1,
+        keep: int = 2, eval_data=None, log_every: int = 0, progress: Optional[bool] = None,
+        on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[D.DistContext] = None,
+        callbacks: Sequence[Callback] = ()) -> dict:
+    """Train ``net`` with momentum SGD through ``ms.train.Model``; ``lr`` holds one value per step.
+
+    Parameters are those of :func:`lrd_torch.train.fit`; ``data`` may also be a native MindSpore
+    dataset (``lrd_mindspore.data.imagenet`` / ``cifar10``), and ``callbacks`` are extra MindSpore
+    callbacks passed to ``Model.train``. Use GRAPH mode (``ms.set_context(mode=ms.GRAPH_MODE)``)
+    for speed; PyNative works too.
+    """
+    ctx = dist or D.context()
+    freeze = freezing.as_freeze_config(freeze)
+    if freeze.policy != "none" and (plan is None or not plan.decomposed()):
+        raise ConfigError(f"freeze={freeze.policy!r} needs the plan of a compressed model (nothing to freeze)")
+    native = isinstance(data, ms.dataset.Dataset)
+    loader = None if native else _loader(data, batch_size, seed, ctx)
+    steps_per_epoch = data.get_dataset_size() if native else loader.steps_per_epoch
+    per_rank = data.get_batch_size() if native else loader.batch_size
+    if len(lr) < epochs * steps_per_epoch:
+        raise ConfigError(f"lr schedule has {len(lr)} values, {epochs} epochs x {steps_per_epoch} steps need "
+                          f"{epochs * steps_per_epoch}")
+    lr = np.asarray(lr[:epochs * steps_per_epoch], np.float32)
+    steps = PhaseSteps(net, nn.CrossEntropyLoss(label_smoothing=label_smoothing), lr, momentum, weight_decay)
+    state, resumed = TrainState(epochs, steps_per_epoch), None
+    last = latest_checkpoint(out_dir) if (out_dir and resume) else None
+    if last:
+        read_state(last).check_compatible(epochs, steps_per_epoch, last)
+        try:
+            state = load_checkpoint(last, net, steps)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise MismatchError(f"checkpoint {last} does not fit this network/optimizer ({str(exc)[:200]}); resume "
+                                f"with the same model and plan, or start a new output directory") from None
+        resumed = state.global_step
+    elif out_dir and ctx.is_main:
+        clear_checkpoints(out_dir)            # a fresh run: older checkpoints there are stale
+    say = log if ctx.is_main else None
+    if resumed is not None and say:
+        say(f"  resuming from {last} (step {resumed}/{state.total_steps}, epoch {state.epoch + 1})")
+    monitor = Monitor(state, lr, per_rank * ctx.world, log=say, log_every=log_every, progress=progress,
+                      phase_text=lambda k: freezing.describe_phase(plan, freeze, k))
+    switch = PhaseSwitch(net)
+    run = {"state": state, "freeze": freeze, "plan": plan, "steps": steps, "switch": switch, "monitor": monitor,
+           "net": net, "on_step": list(on_step), "out_dir": out_dir, "main": ctx.is_main, "keep": keep,
+           "save_every_steps": save_every_steps, "save_every_epochs": save_every_epochs, "eval_data": eval_data}
+    model = Model(switch)
+    cbs = [_Driver(run)] + list(callbacks)
+    try:
+        if state.step_in_epoch and not state.finished:       # finish the interrupted epoch first
+            rest = steps_per_epoch - state.step_in_epoch
+            part = data.take(rest) if native else from_loader(loader, state.global_step, rest)
+            model.train(state.epoch + 1, part, callbacks=cbs, dataset_sink_mode=False, initial_epoch=state.epoch)
+        if not state.finished:
+            full = data if native else from_loader(loader, state.global_step)
+            model.train(epochs, full, callbacks=cbs, dataset_sink_mode=False, initial_epoch=state.epoch)
+    finally:
+        monitor.close()
+        for p in steps.params.values():
+            p.requires_grad = True
+        net.set_train(False)
+    return {"history": state.history, "curve": state.curve, "timing": monitor.timing(),
+            "global_step": state.global_step, "resumed_from": resumed, "steps_per_epoch": steps_per_epoch,
+            "compiled_phases": len(steps.cache)}

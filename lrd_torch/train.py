@@ -1,66 +1,245 @@
-"""Minimal supervised training and evaluation loops on in-memory arrays (CPU/CUDA)."""
+"""Training and evaluation for torch: SGD with a per-step LR, factor freezing, resumable checkpoints, DDP.
+
+The same options and behaviour as :mod:`lrd_mindspore.train` (MindSpore momentum SGD and torch SGD
+apply weight decay and momentum identically); the bookkeeping (state, logs, checkpoint layout) is
+shared through :mod:`lrd_core.trainstate`.
+"""
 from __future__ import annotations
 
+import os
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from lrd_data import ArrayData, batches
+from lrd_core import freezing
+from lrd_core.errors import ConfigError, MismatchError
+from lrd_core.io import atomic_dir
+from lrd_core.plan import Plan
+from lrd_core.trainstate import (Monitor, TrainState, checkpoint_name, clear_checkpoints, latest_checkpoint,
+                                 prune_checkpoints, read_state, write_json)
+from lrd_data import ArrayData, Loader
+from lrd_data.loader import eval_loader
+
+from . import distributed as D
+from .freeze import set_frozen, unfreeze
+
+WEIGHTS, OPTIMIZER, PLAN = "model.pt", "optimizer.pt", "plan.json"
 
 
-def evaluate(model: nn.Module, data: ArrayData, batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``model`` on ``data`` (eval mode, no grad)."""
+# ------------------------------------------------------------------------------------ evaluation
+def _device(model: nn.Module):
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def predict(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Eval-mode logits of ``model`` for images ``x``."""
     was = model.training
     model.eval()
-    correct = 0
-    device = next(model.parameters()).device
+    outs = []
     with torch.no_grad():
-        for x, y in batches(data, batch_size):
-            pred = model(torch.from_numpy(x).to(device)).argmax(1).cpu().numpy()
+        for start in range(0, len(x), batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], np.float32))
+            outs.append(model(chunk.to(_device(model))).float().cpu().numpy())
+    model.train(was)
+    return np.concatenate(outs)
+
+
+def evaluate(model: nn.Module, data, batch_size: int = 256) -> float:
+    """Top-1 accuracy on ``data`` (ArrayData, a loader source or a Loader)."""
+    loader = data if isinstance(data, Loader) else eval_loader(data, batch_size)
+    was = model.training
+    model.eval()
+    correct = seen = 0
+    with torch.no_grad():
+        for x, y in loader.epoch_batches(0):
+            pred = model(torch.from_numpy(x).to(_device(model))).argmax(1).cpu().numpy()
             correct += int((pred == y).sum())
+            seen += len(y)
     model.train(was)
-    return correct / len(data)
+    return correct / max(seen, 1)
 
 
-def predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
+def recalibrate_bn(model: nn.Module, data, batches: int = 20, batch_size: int = 64, seed: int = 0) -> int:
+    """Re-estimate every BatchNorm's running statistics as the exact average over ``batches`` batches.
+
+    After a decomposition the factor chains reproduce each layer only approximately, so the
+    stored statistics no longer match the activations; this restores them without training.
+    Returns the number of batches used.
+    """
+    loader = data if isinstance(data, Loader) else Loader(data, batch_size, shuffle=True, seed=seed)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None                       # cumulative average
     was = model.training
-    model.eval()
-    with torch.no_grad():
-        out = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).cpu().numpy()
-    model.train(was)
-    return out
-
-
-def fit(model: nn.Module, data: ArrayData, lr: Sequence[float], epochs: int, batch_size: int = 64,
-        momentum: float = 0.9, weight_decay: float = 1e-4, label_smoothing: float = 0.0, seed: int = 0,
-        log: Optional[Callable[[str], None]] = print) -> dict:
-    """Train with SGD + momentum; ``lr`` holds one value per step (``epochs * steps_per_epoch``)."""
-    steps = len(data) // batch_size
-    if len(lr) < epochs * steps:
-        raise ValueError(f"lr schedule has {len(lr)} values, training needs {epochs * steps}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=float(lr[0]), momentum=momentum, weight_decay=weight_decay)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    device = next(model.parameters()).device
     model.train()
-    step, history = 0, []
-    for epoch in range(epochs):
-        t0, total = time.perf_counter(), 0.0
-        for x, y in batches(data, batch_size, shuffle=True, seed=seed, drop_last=True, epoch=epoch):
-            for group in opt.param_groups:
-                group["lr"] = float(lr[step])
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(torch.from_numpy(x).to(device)), torch.from_numpy(y).long().to(device))
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            step += 1
-        dt = time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "loss": total / max(steps, 1), "seconds": dt})
-        if log:
-            log(f"  epoch {epoch + 1}/{epochs}  loss {total / max(steps, 1):.4f}  {dt:.1f}s "
-                f"({steps * batch_size / dt:.0f} img/s)")
-    return {"history": history, "steps": step}
+    used = 0
+    try:
+        with torch.no_grad():
+            for x, _ in loader.epoch_batches(0):
+                if used >= batches:
+                    break
+                model(torch.from_numpy(x).to(_device(model)))
+                used += 1
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        model.train(was)
+    return used
+
+
+# ------------------------------------------------------------------------------------ optimizer
+def make_optimizer(model: nn.Module, momentum: float = 0.9, weight_decay: float = 1e-4,
+                   lr: float = 0.0) -> torch.optim.SGD:
+    """SGD + momentum; weight decay on conv/dense weights only (not BatchNorm or biases)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    other = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum)
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def save_checkpoint(directory: str, model: nn.Module, optimizer, state: TrainState,
+                    plan: Optional[Plan] = None, keep: int = 2) -> str:
+    """Write ``directory/ckpt-<step>/`` atomically (weights, optimizer, state, plan); prune old ones."""
+    path = os.path.join(directory, checkpoint_name(state.global_step))
+    with atomic_dir(path) as tmp:
+        torch.save(model.state_dict(), os.path.join(tmp, WEIGHTS))
+        torch.save(optimizer.state_dict(), os.path.join(tmp, OPTIMIZER))
+        if plan is not None:
+            plan.to_json(os.path.join(tmp, PLAN))
+        write_json(state.to_dict(), os.path.join(tmp, "state.json"))
+    prune_checkpoints(directory, keep)
+    return path
+
+
+def load_checkpoint(path: str, model: nn.Module, optimizer=None) -> TrainState:
+    """Load weights (and optimizer state) of a training checkpoint directory; returns its state."""
+    model.load_state_dict(torch.load(os.path.join(path, WEIGHTS), map_location=_device(model), weights_only=True))
+    if optimizer is not None:
+        optimizer.load_state_dict(torch.load(os.path.join(path, OPTIMIZER), map_location="cpu", weights_only=True))
+    return read_state(path)
+
+
+# ------------------------------------------------------------------------------------ training
+def _loader(data, batch_size: int, seed: int, ctx: D.DistContext) -> Loader:
+    if isinstance(data, Loader):
+        return data
+    if isinstance(data, ArrayData) or hasattr(data, "get"):
+        return Loader(data, batch_size, shuffle=True, seed=seed, rank=ctx.rank, world=ctx.world)
+    raise ConfigError(f"training data must be an ArrayData, a loader source or a Loader, got {type(data).__name__}")
+
+
+def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: int = 64, momentum: float = 0.9,
+        weight_decay: float = 1e-4, label_smoothing: float = 0.0, seed: int = 0,
+        log: Optional[Callable[[str], None]] = print, *, plan: Optional[Plan] = None, freeze=None,
+        out_dir: Optional[str] = None, resume: bool = True, save_every_steps: int = 0, save_every_epochs: int = 1,
+        keep: int = 2, eval_data=None, log_every: int = 0, progress: Optional[bool] = None,
+        on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[D.DistContext] = None) -> dict:
+    """Train ``model`` with momentum SGD; ``lr`` holds one value per step.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    data : ArrayData, loader source or lrd_data.Loader
+        Training data (a Loader fixes batch size, shuffling and sharding itself).
+    lr : sequence of float
+        Per-step learning rate, at least ``epochs * steps_per_epoch`` values.
+    epochs : int
+    plan : Plan, optional
+        The plan the model was compressed with (needed by ``freeze``).
+    freeze : str, dict or FreezeConfig, optional
+        ``none`` / ``sequential`` / ``regular`` freezing of factor layers (:mod:`lrd_core.freezing`).
+    out_dir : str, optional
+        Where checkpoints ``ckpt-<step>/`` go; with ``resume`` the newest one is continued.
+    save_every_steps, save_every_epochs, keep : int
+        Checkpoint cadence (0 = off) and how many to keep.
+    eval_data : optional
+        Evaluated after every epoch.
+    on_step : callables
+        Called with the :class:`TrainState` after every step.
+    dist : DistContext, optional
+        Data-parallel group (default: the one ``torchrun`` set up, if any).
+
+    Returns
+    -------
+    dict
+        ``history`` (per epoch), ``curve`` (per step), ``timing``, ``global_step``, ``resumed_from``.
+    """
+    ctx = dist or D.context()
+    freeze = freezing.as_freeze_config(freeze)
+    if freeze.policy != "none" and (plan is None or not plan.decomposed()):
+        raise ConfigError(f"freeze={freeze.policy!r} needs the plan of a compressed model (nothing to freeze)")
+    loader = _loader(data, batch_size, seed, ctx)
+    steps = loader.steps_per_epoch
+    if len(lr) < epochs * steps:
+        raise ConfigError(f"lr schedule has {len(lr)} values, {epochs} epochs x {steps} steps need {epochs * steps}")
+    optimizer = make_optimizer(model, momentum, weight_decay)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    state, resumed = TrainState(epochs, steps), None
+    last = latest_checkpoint(out_dir) if (out_dir and resume) else None
+    if last:
+        read_state(last).check_compatible(epochs, steps, last)
+        try:
+            state = load_checkpoint(last, model, optimizer)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise MismatchError(f"checkpoint {last} does not fit this model/optimizer ({str(exc)[:200]}); resume "
+                                f"with the same model and plan, or start a new output directory") from None
+        resumed = state.global_step
+    elif out_dir and ctx.is_main:
+        clear_checkpoints(out_dir)            # a fresh run: older checkpoints there are stale
+    main = ctx.is_main
+    say = log if main else None
+    if resumed is not None and say:
+        say(f"  resuming from {last} (step {resumed}/{state.total_steps}, epoch {state.epoch + 1})")
+    monitor = Monitor(state, lr, loader.global_batch, log=say, log_every=log_every, progress=progress,
+                      phase_text=lambda k: freezing.describe_phase(plan, freeze, k))
+    device = _device(model)
+    net, phase = None, None
+    model.train()
+    try:
+        while not state.finished:
+            epoch = state.epoch
+            for x, y in loader.epoch_batches(epoch, state.step_in_epoch):
+                k = freezing.phase_index(freeze, epoch, state.global_step)
+                if k != phase or net is None:
+                    frozen = freezing.frozen_parameters(plan, freeze, k)
+                    if phase is None or frozen != freezing.frozen_parameters(plan, freeze, phase):
+                        set_frozen(model, frozen)
+                        net = None
+                        net = D.wrap(model, ctx)
+                    phase = k
+                    monitor.on_phase(k)
+                for group in optimizer.param_groups:
+                    group["lr"] = float(lr[state.global_step])
+                t0 = time.perf_counter()
+                xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).long().to(device)
+                optimizer.zero_grad(set_to_none=True)
+                out = net(xt)
+                loss = loss_fn(out, yt)
+                loss.backward()
+                optimizer.step()
+                loss_value, correct = loss.item(), int((out.argmax(1) == yt).sum())
+                monitor.on_step(loss_value, correct, len(y), time.perf_counter() - t0)
+                for cb in on_step:
+                    cb(state)
+                if out_dir and main and save_every_steps and state.global_step % save_every_steps == 0 \
+                        and state.step_in_epoch:
+                    save_checkpoint(out_dir, model, optimizer, state, plan, keep)
+            acc = evaluate(model, eval_data) if eval_data is not None else None
+            model.train()
+            monitor.on_epoch_end(acc)
+            if out_dir and main and save_every_epochs and (state.epoch % save_every_epochs == 0 or state.finished):
+                save_checkpoint(out_dir, model, optimizer, state, plan, keep)
+    finally:
+        monitor.close()
+        unfreeze(model)
+        model.eval()
+    D.barrier(ctx)
+    return {"history": state.history, "curve": state.curve, "timing": monitor.timing(),
+            "global_step": state.global_step, "resumed_from": resumed, "steps_per_epoch": steps}

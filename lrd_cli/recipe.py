@@ -1,0 +1,243 @@
+"""The training-recipe configuration: one flat key schema (ModelZoo style), YAML files -> argparse flags.
+
+Every key below is a flag (``--lr_max 0.02``, also ``--lr-max``); a YAML file given with
+``--config_path`` (or ``--config``) sets defaults, command-line flags override it. A YAML key that
+is not in the schema is an error naming the key and the closest known one. Like ModelZoo configs,
+a YAML file may hold up to three documents (values, help texts, choices); only the first sets
+values, the others are checked for unknown keys.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from lrd_core.errors import ConfigError
+
+# key: (default, help). Types come from the defaults (None -> str, list -> comma-separated).
+SCHEMA: Dict[str, Tuple[object, str]] = {
+    # ---------------------------------------------------------------- run
+    "framework": ("mindspore", "mindspore (main path) or torch (twin)"),
+    "device_target": ("CPU", "CPU, GPU or Ascend"),
+    "mode_name": ("GRAPH", "MindSpore execution mode: GRAPH or PYNATIVE"),
+    "run_distribute": (False, "data-parallel over the processes started by msrun / torchrun"),
+    "seed": (1, "seed of data order, augmentation and initial weights"),
+    "output_path": ("./runs/resnet", "run directory: checkpoints, plans, summary.json, curves.png"),
+    # ---------------------------------------------------------------- data
+    "dataset": ("digits", "digits (embedded), cifar10 (binary format) or imagenet2012 (class folders)"),
+    "data_path": ("", "training data: cifar-10-batches-bin directory, or ImageNet train/ folder"),
+    "eval_data_path": ("", "evaluation data (ImageNet val/ folder; CIFAR-10 reads test_batch.bin from data_path)"),
+    "data_backend": ("auto", "native (MindSpore ImageFolderDataset/Cifar10Dataset) or numpy (shared loader); "
+                             "auto = native on Ascend/GPU, numpy on CPU"),
+    "image_size": (32, "input height = width"),
+    "augment": ("auto", "none or crop_flip (auto: crop_flip for cifar10; ImageNet always random-resized-crops)"),
+    "train_limit": (0, "use only the first N training samples (0 = all; for smoke runs)"),
+    "eval_limit": (0, "use only the first N evaluation samples (0 = all)"),
+    "eval_batch_size": (256, "evaluation batch size"),
+    # ---------------------------------------------------------------- model
+    "net_name": ("resnet18", "resnet18, resnet34, resnet50, resnet101 or resnet152"),
+    "stem": ("cifar", "imagenet (7x7 + max-pool) or cifar (3x3)"),
+    "width": (64, "base channel width (64 = standard)"),
+    "class_num": (10, "classifier outputs"),
+    # ---------------------------------------------------------------- training of the original (Table 2)
+    "batch_size": (64, "per-device batch size (global batch = batch_size x devices)"),
+    "epoch_size": (2, "epochs of the original training (N1)"),
+    "momentum": (0.9, "SGD momentum"),
+    "weight_decay": (1e-4, "weight decay of conv/dense weights (not BatchNorm, not biases)"),
+    "label_smooth_factor": (0.0, "label smoothing"),
+    "lr_decay_mode": ("linear", "linear, cosine, steps, poly or constant"),
+    "lr_init": (0.0, "learning rate at step 0 (start of the warm-up)"),
+    "lr_max": (0.05, "peak learning rate"),
+    "lr_end": (0.0, "final learning rate"),
+    "warmup_epochs": (0.0, "linear warm-up epochs (fractions allowed)"),
+    "pre_trained": ("", "start from these weights: .ckpt/.pt/.npz or a compressed-model directory"),
+    "resume": (True, "continue from the newest checkpoint in the run directory"),
+    "save_checkpoint_steps": (0, "also checkpoint every N steps inside an epoch (0 = epoch ends only)"),
+    "save_checkpoint_epochs": (1, "checkpoint every N epochs"),
+    "keep_checkpoint_max": (2, "checkpoints kept per run"),
+    "eval_every_epoch": (True, "evaluate after every epoch"),
+    "log_every": (0, "steps between log lines when no progress bar is drawn (0 = epoch lines only)"),
+    "progress": ("auto", "progress bar: auto (on a terminal), true or false"),
+    # ---------------------------------------------------------------- decomposition (Table 4)
+    "compression_mode": ("mode3", "vanilla, mode1..mode5 or all"),
+    "rank_selection": ("pr", "pr, vbmf, energy"),
+    "compression_ratio": (2.0, "per-layer parameter-reduction target for pr (> 1)"),
+    "final_dense_ratio": (1.3, "milder target for the final dense layer (0 = same as compression_ratio)"),
+    "rank_quantization": (32, "round ranks to a multiple of this (1 = off)"),
+    "vbmf_weakening": (0.8, "EVBMF weakening factor"),
+    "energy": (0.95, "energy kept for rank_selection=energy"),
+    "include": ([], "regular expressions of extra layers to decompose"),
+    "exclude": ([], "regular expressions of layers never decomposed"),
+    "bn_recalibration_batches": (0, "re-estimate BatchNorm statistics on N training batches after decomposition"),
+    # ---------------------------------------------------------------- fine-tuning
+    "finetune_epoch_size": (1, "fine-tuning epochs after decomposition (N2)"),
+    "finetune_lr_decay_mode": ("linear", "schedule of the fine-tune"),
+    "finetune_lr_init": (0.0, "fine-tune learning rate at step 0"),
+    "finetune_lr_max": (0.01, "fine-tune peak learning rate (lower than lr_max)"),
+    "finetune_lr_end": (0.0, "fine-tune final learning rate"),
+    "finetune_warmup_epochs": (0.0, "fine-tune warm-up epochs"),
+    "freeze": ("none", "none, sequential (one factor position per layer trains, cycling) or regular"),
+    "freeze_every": (1, "length of a sequential-freezing phase in freeze_unit"),
+    "freeze_unit": ("epoch", "epoch or step"),
+    "freeze_order": (["first", "core", "last"], "cycle order of the factor positions"),
+    "freeze_regular": (["first"], "positions frozen throughout by regular freezing"),
+    # ---------------------------------------------------------------- multi-stage compression
+    "stages": (1, "compression stages (1 = one-shot); each later stage re-compresses the factors"),
+    "stage_rank_selection": ("vbmf", "vbmf (weakened EVBMF of the factor cores) or pr (stepped target)"),
+    "stage_vbmf_weakening": (0.8, "weakening factor of later stages"),
+    "stage_ratios": ([], "pr: per-layer targets of stage 2, 3, ..."),
+    "stage_ratio_step": (1.5, "pr without stage_ratios: target multiplied by this per stage"),
+    "target_ratio": (0.0, "stop once conv/dense parameters shrink by this factor (0 = off)"),
+    "stage_epoch_size": (0, "fine-tune epochs after each later stage (0 = finetune_epoch_size)"),
+    # ---------------------------------------------------------------- evaluation / export
+    "checkpoint_path": ("", "eval/export: a checkpoint file or a compressed-model directory"),
+    "file_format": ("MINDIR", "MINDIR (MindSpore) or ONNX"),
+    "file_name": ("resnet_lrd", "exported file name (extension added)"),
+    "export_batch_size": (1, "batch size of the exported graph"),
+}
+
+
+def _bool(text) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _list(text) -> List[str]:
+    if isinstance(text, (list, tuple)):
+        return [str(v) for v in text]
+    return [v.strip() for v in str(text).split(",") if v.strip()]
+
+
+def _type(default):
+    if isinstance(default, bool):
+        return _bool
+    if isinstance(default, list):
+        return _list
+    if isinstance(default, (int, float)):
+        return type(default)
+    return str
+
+
+def unknown_key_error(key: str, source: str) -> ConfigError:
+    near = difflib.get_close_matches(key, list(SCHEMA), n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return ConfigError(f"{source}: unknown config key {key!r}{hint}; the known keys are listed by --help")
+
+
+def read_yaml(path: str) -> dict:
+    """Values of a recipe YAML file, checked against the schema and coerced to the schema's types."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path} does not exist")
+    with open(path) as fh:
+        try:
+            docs = [d for d in yaml.safe_load_all(fh) if d is not None]
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not docs:
+        return {}
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: a recipe document must be a mapping of key: value")
+        for key in doc:
+            if key not in SCHEMA:
+                raise unknown_key_error(key, path)
+    values = {}
+    for key, value in docs[0].items():
+        try:
+            values[key] = None if value is None else _type(SCHEMA[key][0])(value)
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise ConfigError(f"{path}: key {key!r} = {value!r}: {exc}") from None
+    return values
+
+
+def add_arguments(p: argparse.ArgumentParser, defaults: Optional[dict] = None, suppress: bool = False) -> None:
+    """Register every schema key as ``--key`` / ``--key-with-dashes``.
+
+    With ``suppress`` a flag not given on the command line leaves no attribute (so that a YAML
+    file read later can fill it in; see :func:`resolve`).
+    """
+    defaults = dict(defaults or {})
+    for key, (default, text) in SCHEMA.items():
+        value = defaults.get(key, default)
+        flags = [f"--{key}"] + ([f"--{key.replace('_', '-')}"] if "_" in key else [])
+        kw = {"dest": key, "default": argparse.SUPPRESS if suppress else value, "type": _type(default),
+              "help": f"{text} (default: {value!r})"}
+        if key == "freeze":
+            kw["choices"] = ("none", "sequential", "regular")
+        if key == "framework":
+            kw["choices"] = ("mindspore", "torch")
+        p.add_argument(*flags, **kw)
+
+
+def parse(argv: Optional[Sequence[str]] = None, description: str = "", defaults: Optional[dict] = None,
+          prog: Optional[str] = None) -> argparse.Namespace:
+    """ModelZoo-style parsing: ``--config_path FILE`` (YAML) then flags; unknown keys are errors."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config_path", "--config", dest="config_path", default=None)
+    known, _ = pre.parse_known_args(argv)
+    values = dict(defaults or {})
+    if known.config_path:
+        values.update(read_yaml(known.config_path))
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--config_path", "--config", dest="config_path", default=known.config_path,
+                   help="recipe YAML file (keys as below)")
+    add_arguments(p, values)
+    args = p.parse_args(argv)
+    return validate(args)
+
+
+def resolve(args: argparse.Namespace, defaults: Optional[dict] = None) -> argparse.Namespace:
+    """Schema defaults < ``defaults`` < the YAML file in ``args.config_path`` < flags given in ``args``."""
+    values = dict(defaults or {})
+    path = getattr(args, "config_path", None)
+    if path:
+        values.update(read_yaml(path))
+    values.update({k: getattr(args, k) for k in SCHEMA if hasattr(args, k)})
+    cfg = namespace(**values)
+    cfg.config_path = path
+    return cfg
+
+
+def namespace(**overrides) -> argparse.Namespace:
+    """A config with every schema default, updated by ``overrides`` (unknown keys rejected)."""
+    for key in overrides:
+        if key not in SCHEMA:
+            raise unknown_key_error(key, "config")
+    values = {k: (list(v) if isinstance(v, list) else v) for k, (v, _) in SCHEMA.items()}
+    values.update(overrides)
+    return validate(argparse.Namespace(config_path=None, **values))
+
+
+CHOICES = {
+    "framework": ("mindspore", "torch"), "device_target": ("CPU", "GPU", "Ascend"),
+    "mode_name": ("GRAPH", "PYNATIVE"), "dataset": ("digits", "cifar10", "imagenet2012"),
+    "data_backend": ("auto", "native", "numpy"), "augment": ("auto", "none", "crop_flip"),
+    "stem": ("imagenet", "cifar"), "freeze": ("none", "sequential", "regular"), "freeze_unit": ("epoch", "step"),
+    "stage_rank_selection": ("vbmf", "pr"), "file_format": ("MINDIR", "ONNX"), "progress": ("auto", "true", "false"),
+}
+
+
+def validate(cfg: argparse.Namespace) -> argparse.Namespace:
+    """Check value choices and ranges that argparse types cannot express."""
+    for key, allowed in CHOICES.items():
+        value = getattr(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"config key {key!r} = {value!r}; choose one of {', '.join(allowed)}")
+    for key in ("batch_size", "image_size", "class_num", "width", "stages", "freeze_every", "keep_checkpoint_max",
+                "export_batch_size", "eval_batch_size"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
+    for key in ("epoch_size", "finetune_epoch_size", "stage_epoch_size", "bn_recalibration_batches",
+                "save_checkpoint_steps", "save_checkpoint_epochs", "train_limit", "eval_limit", "log_every"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
+    return cfg

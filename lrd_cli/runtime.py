@@ -1,0 +1,202 @@
+"""One framework's tools for a recipe config: device set-up, data, model, training, saving, export.
+
+``Runtime(cfg)`` imports only the framework the config names (MindSpore: device and GRAPH/PyNative
+mode are set first; with ``run_distribute`` the process joins the msrun / torchrun group).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from typing import Optional, Tuple
+
+import numpy as np
+
+# Before torch loads: torch's OpenMP threads spin while they wait, and as soon as another process
+# shares the 2 cores a ResNet-18 step took 3.4 s instead of 0.7 s (2 threads; PASSIVE: 0.7 s).
+# A user setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from lrd_core.errors import ConfigError, DeviceError, ExportError, MismatchError  # noqa: E402
+from lrd_core.freezing import FreezeConfig  # noqa: E402
+from lrd_core.schedule import epoch_schedule  # noqa: E402
+from lrd_data import AUGMENTS, ArrayData, ImageFolder, Loader, load_cifar10, load_digits  # noqa: E402
+
+from .common import adapter, check_finite  # noqa: E402
+
+WEIGHTS = {"mindspore": "model.ckpt", "torch": "model.pt"}
+
+
+class Runtime:
+    """Framework modules and data for one run of a recipe config ``cfg`` (see :mod:`lrd_cli.recipe`)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.name = cfg.framework
+        if self.name == "mindspore":
+            import lrd_mindspore  # noqa: F401  (environment caps before mindspore loads)
+            import mindspore as ms
+            device_id = os.environ.get("DEVICE_ID")
+            try:
+                ms.set_device(cfg.device_target, None if device_id is None else int(device_id))
+            except RuntimeError as exc:
+                raise DeviceError(f"device_target {cfg.device_target} is not available to this MindSpore "
+                                  f"install ({str(exc).splitlines()[0][:160]}); use device_target: CPU") from None
+            ms.set_context(mode=ms.GRAPH_MODE if cfg.mode_name == "GRAPH" else ms.PYNATIVE_MODE)
+            ms.set_seed(cfg.seed)
+        elif cfg.device_target != "CPU" and cfg.device_target != "GPU":
+            raise ConfigError(f"the torch twin runs on CPU or GPU, not {cfg.device_target}")
+        self.fw = adapter(self.name)
+        self.train = importlib.import_module(f"lrd_{self.name}.train")
+        self.stages = importlib.import_module(f"lrd_{self.name}.multistage")
+        dist = importlib.import_module(f"lrd_{self.name}.distributed")
+        self.dist = dist.init() if cfg.run_distribute else dist.DistContext()
+        if self.name == "torch":
+            import torch
+            torch.manual_seed(cfg.seed)
+            self.device = torch.device("cuda", self.dist.local_rank) if cfg.device_target == "GPU" else torch.device("cpu")
+
+    # ------------------------------------------------------------------------------ basics
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int, int]:
+        return (1, 3, self.cfg.image_size, self.cfg.image_size)
+
+    def model(self):
+        c = self.cfg
+        m = self.fw.models.create_model(c.net_name, num_classes=c.class_num, stem=c.stem, width=c.width, seed=c.seed)
+        return m.to(self.device) if self.name == "torch" else m
+
+    def model_kwargs(self) -> dict:
+        return {"num_classes": self.cfg.class_num, "stem": self.cfg.stem, "width": self.cfg.width}
+
+    def load_weights(self, model, path: str):
+        """Weights from a checkpoint file, a training checkpoint dir or a compressed-model dir.
+
+        Returns the plan when the source is compressed (the model is rebuilt to match), else None.
+        """
+        if not os.path.exists(path):
+            raise MismatchError(f"checkpoint {path} does not exist")
+        if os.path.isdir(path):
+            if os.path.isfile(os.path.join(path, "plan.json")):
+                self.fw.load(path, model)
+                return self.fw.load_plan(path)
+            for name in WEIGHTS.values():
+                if os.path.isfile(os.path.join(path, name)):
+                    path = os.path.join(path, name)
+                    break
+            else:
+                raise MismatchError(f"{path} holds no model.ckpt / model.pt")
+        self.fw.load_checkpoint(model, path)
+        check_finite(self.fw.state_to_numpy(model), path)
+        return None
+
+    def save_weights(self, model, path: str) -> str:
+        return self.fw.write_checkpoint(self.fw.state_to_numpy(model), path)
+
+    def params(self, model) -> int:
+        from lrd_core.naming import is_num_batches
+        return int(sum(v.size for k, v in self.fw.state_to_numpy(model).items() if not is_num_batches(k)))
+
+    # ------------------------------------------------------------------------------ data
+    def _limit(self, data, n: int):
+        return data.take(n) if n and isinstance(data, ArrayData) and n < len(data) else data
+
+    def sources(self):
+        """(train, eval) loader sources (ArrayData or lazily decoded folders)."""
+        c = self.cfg
+        if c.dataset == "digits":
+            train, test = load_digits(size=c.image_size, seed=c.seed)
+        elif c.dataset == "cifar10":
+            if not c.data_path:
+                raise ConfigError("dataset cifar10 needs data_path (the cifar-10-batches-bin directory)")
+            train, test = load_cifar10(c.data_path, True), load_cifar10(c.eval_data_path or c.data_path, False)
+        else:
+            if not c.data_path:
+                raise ConfigError("dataset imagenet2012 needs data_path (train/ class folders) and eval_data_path")
+            train = ImageFolder(c.data_path, c.image_size, train=True, seed=c.seed, num_classes=c.class_num)
+            test = ImageFolder(c.eval_data_path or c.data_path, c.image_size, train=False, num_classes=c.class_num)
+        if train.num_classes != c.class_num:
+            raise ConfigError(f"dataset {c.dataset} has {train.num_classes} classes but class_num is {c.class_num}")
+        return self._limit(train, c.train_limit), self._limit(test, c.eval_limit)
+
+    def native(self) -> bool:
+        c = self.cfg
+        if self.name != "mindspore" or c.dataset == "digits" or c.data_backend == "numpy":
+            return False
+        return c.data_backend == "native" or c.device_target != "CPU"
+
+    def train_data(self, source):
+        """What ``fit`` consumes: a Loader (shared order) or a native MindSpore dataset."""
+        c = self.cfg
+        if self.native():
+            from lrd_mindspore import data as D
+            if c.dataset == "cifar10":
+                return D.cifar10(c.data_path, c.batch_size, True, self.dist.rank, self.dist.world, seed=c.seed)
+            return D.imagenet(c.data_path, c.batch_size, True, c.image_size, self.dist.rank, self.dist.world, seed=c.seed)
+        aug = c.augment if c.augment != "auto" else ("crop_flip" if c.dataset == "cifar10" else "none")
+        return Loader(source, c.batch_size, shuffle=True, seed=c.seed, rank=self.dist.rank, world=self.dist.world,
+                      augment=AUGMENTS[aug])
+
+    @staticmethod
+    def steps_per_epoch(data) -> int:
+        return data.steps_per_epoch if isinstance(data, Loader) else data.get_dataset_size()
+
+    # ------------------------------------------------------------------------------ training
+    def schedule(self, data, epochs: int, prefix: str = "") -> np.ndarray:
+        c = self.cfg
+        g = lambda k: getattr(c, prefix + k)  # noqa: E731
+        return epoch_schedule(g("lr_decay_mode"), epochs, self.steps_per_epoch(data), g("lr_max"),
+                              g("lr_init"), g("lr_end"), g("warmup_epochs"))
+
+    def freeze(self) -> FreezeConfig:
+        c = self.cfg
+        return FreezeConfig(policy=c.freeze, every=c.freeze_every, unit=c.freeze_unit,
+                            order=tuple(c.freeze_order), frozen=tuple(c.freeze_regular))
+
+    def fit(self, model, data, lr, epochs: int, out_dir: str, eval_data=None, plan=None, freeze=None,
+            log=print) -> dict:
+        c = self.cfg
+        progress = None if c.progress == "auto" else c.progress == "true"
+        return self.train.fit(model, data, lr, epochs, momentum=c.momentum, weight_decay=c.weight_decay,
+                              label_smoothing=c.label_smooth_factor, seed=c.seed, log=log, plan=plan,
+                              freeze=freeze, out_dir=out_dir, resume=c.resume,
+                              save_every_steps=c.save_checkpoint_steps, save_every_epochs=c.save_checkpoint_epochs,
+                              keep=c.keep_checkpoint_max, eval_data=eval_data if c.eval_every_epoch else None,
+                              log_every=c.log_every, progress=progress, dist=self.dist)
+
+    def evaluate(self, model, data) -> float:
+        return float(self.train.evaluate(model, data, self.cfg.eval_batch_size))
+
+    # ------------------------------------------------------------------------------ export
+    def export(self, model, path: str, file_format: Optional[str] = None) -> str:
+        """Write MINDIR (MindSpore) or ONNX (either framework) for a fixed input shape; returns the path."""
+        fmt = (file_format or self.cfg.file_format).upper()
+        shape = (self.cfg.export_batch_size,) + self.input_shape[1:]
+        root, _ = os.path.splitext(os.path.abspath(path))
+        final = root + "." + fmt.lower()
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        tmp_root = os.path.join(os.path.dirname(final), f".{os.path.basename(root)}.tmp-{os.getpid()}")
+        tmp = tmp_root + "." + fmt.lower()
+        try:
+            if self.name == "mindspore":
+                import mindspore as ms
+                model.set_train(False)
+                ms.export(model, ms.Tensor(np.zeros(shape, np.float32)), file_name=tmp_root, file_format=fmt)
+            elif fmt != "ONNX":
+                raise ExportError(f"the torch twin exports ONNX, not {fmt}; use framework: mindspore for MINDIR")
+            else:
+                import torch
+                model.eval()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(model, (torch.zeros(shape, device=self.device),), tmp, dynamo=False,
+                                      input_names=["image"], output_names=["logits"])
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return final

@@ -1,0 +1,246 @@
+"""Framework-neutral training bookkeeping: run state, resumable checkpoint directories, logs.
+
+A run directory holds checkpoints ``ckpt-<global step>/`` (each written atomically, so a killed
+run leaves only complete ones) with ``state.json`` (this module), the weights and optimizer
+state (the adapter's files) and ``plan.json`` for a compressed net. Resuming picks the newest.
+The :class:`Monitor` turns step results into per-step/epoch logs, a progress bar, and the
+history kept in ``state.json``; both adapters' training loops feed it the same way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional
+
+from .errors import MismatchError
+from .io import atomic_file
+
+STATE = "state.json"
+_CKPT = re.compile(r"^ckpt-(\d{9})$")
+
+
+@dataclass
+class TrainState:
+    """Where a run is: ``global_step`` optimizer steps done out of ``epochs * steps_per_epoch``."""
+
+    epochs: int
+    steps_per_epoch: int
+    global_step: int = 0
+    history: List[dict] = field(default_factory=list)      # one record per finished epoch
+    curve: List[list] = field(default_factory=list)        # [global_step, loss, acc, lr] samples
+    meta: Dict = field(default_factory=dict)
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    @property
+    def epoch(self) -> int:
+        """0-based epoch of the next step."""
+        return self.global_step // self.steps_per_epoch
+
+    @property
+    def step_in_epoch(self) -> int:
+        return self.global_step % self.steps_per_epoch
+
+    @property
+    def finished(self) -> bool:
+        return self.global_step >= self.total_steps
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        return cls(**d)
+
+    def check_compatible(self, epochs: int, steps_per_epoch: int, where: str) -> None:
+        if (self.epochs, self.steps_per_epoch) != (epochs, steps_per_epoch):
+            raise MismatchError(f"{where} was written by a run of {self.epochs} epochs x {self.steps_per_epoch} "
+                                f"steps, this run has {epochs} x {steps_per_epoch}; resume with the same "
+                                f"data, batch size and epochs, or start a new output directory")
+
+
+def write_json(obj, path: str) -> str:
+    """Write JSON atomically."""
+    with atomic_file(path, suffix=".json") as tmp:
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=1)
+            fh.write("\n")
+    return path
+
+
+def checkpoint_name(global_step: int) -> str:
+    return f"ckpt-{global_step:09d}"
+
+
+def list_checkpoints(directory: str) -> List[str]:
+    """Complete checkpoint directories under ``directory``, oldest first."""
+    if not directory or not os.path.isdir(directory):
+        return []
+    names = sorted(n for n in os.listdir(directory) if _CKPT.match(n)
+                   and os.path.isfile(os.path.join(directory, n, STATE)))
+    return [os.path.join(directory, n) for n in names]
+
+
+def latest_checkpoint(directory: str) -> Optional[str]:
+    found = list_checkpoints(directory)
+    return found[-1] if found else None
+
+
+def read_state(checkpoint_dir: str) -> TrainState:
+    with open(os.path.join(checkpoint_dir, STATE)) as fh:
+        return TrainState.from_dict(json.load(fh))
+
+
+def prune_checkpoints(directory: str, keep: int) -> None:
+    """Remove all but the ``keep`` newest checkpoints (and stale temporary directories)."""
+    for path in list_checkpoints(directory)[:-max(keep, 1)]:
+        shutil.rmtree(path, ignore_errors=True)
+    for name in os.listdir(directory):
+        if name.startswith(".ckpt-") and (".tmp-" in name or ".old-" in name):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def clear_checkpoints(directory: str) -> None:
+    """Remove every checkpoint of a run directory (a fresh run must not resume stale ones later)."""
+    for path in list_checkpoints(directory):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------- logging
+class ProgressBar:
+    """A one-line progress bar on a terminal (``\\r`` redraw), silent elsewhere."""
+
+    def __init__(self, stream=None, width: int = 24, enabled: Optional[bool] = None):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self._drawn = False
+
+    def draw(self, done: int, total: int, text: str) -> None:
+        if not self.enabled:
+            return
+        filled = int(self.width * done / max(total, 1))
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {text}\033[K")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self.enabled and self._drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._drawn = False
+
+
+class Monitor:
+    """Per-step and per-epoch logging shared by both training loops.
+
+    Parameters
+    ----------
+    state : TrainState
+    lr : sequence of float
+        The per-step learning rate (for logs).
+    images_per_step : int
+        Global batch size (all data-parallel ranks).
+    log : callable or None
+        Receives each log line (None: silent, e.g. on ranks other than 0).
+    log_every : int
+        Steps between step log lines when no progress bar is drawn (0: epoch lines only).
+    progress : bool or None
+        Draw a progress bar (None: when stderr is a terminal).
+    phase_text : callable
+        ``phase -> str`` describing the freezing phase, logged when the phase changes.
+    curve_every : int, optional
+        Steps between the [step, loss, accuracy, lr] samples kept for the training-curve plot
+        (default: about 50 per epoch).
+    """
+
+    def __init__(self, state: TrainState, lr, images_per_step: int, log: Optional[Callable[[str], None]] = print,
+                 log_every: int = 0, progress: Optional[bool] = None, phase_text: Callable[[int], str] = str,
+                 curve_every: Optional[int] = None):
+        self.state, self.lr, self.images = state, lr, int(images_per_step)
+        self.log = log
+        self.log_every = int(log_every)
+        self.bar = ProgressBar(enabled=(False if log is None else progress))
+        self.phase_text = phase_text
+        # at most ~50 curve points per epoch (state.json is rewritten at every checkpoint)
+        self.curve_every = max(1, int(curve_every or state.steps_per_epoch // 50))
+        self.phase = None
+        self._reset_epoch()
+        self.step_seconds: List[float] = []      # every step of this process (compile steps included)
+
+    def _reset_epoch(self) -> None:
+        self.loss_sum = self.correct = self.seen = self.steps = 0
+        self.epoch_seconds = 0.0
+        self.epoch_times: List[float] = []
+
+    def _emit(self, text: str) -> None:
+        if self.log is not None:
+            self.bar.close()
+            self.log(text)
+
+    def on_phase(self, phase: int) -> None:
+        if phase != self.phase:
+            self.phase = phase
+            self._emit(f"  {self.phase_text(phase)}")
+
+    def on_step(self, loss: float, correct: float, n: int, seconds: float) -> None:
+        """Record one finished optimizer step (``n`` samples on this rank)."""
+        s = self.state
+        lr = float(self.lr[min(s.global_step, len(self.lr) - 1)])
+        s.global_step += 1
+        self.loss_sum += float(loss)
+        self.correct += float(correct)
+        self.seen += int(n)
+        self.steps += 1
+        self.epoch_seconds += seconds
+        self.epoch_times.append(seconds)
+        self.step_seconds.append(seconds)
+        if s.global_step % self.curve_every == 0 or s.step_in_epoch == 0:
+            s.curve.append([s.global_step, round(float(loss), 5), round(float(correct) / max(n, 1), 4), lr])
+        done = s.step_in_epoch or s.steps_per_epoch
+        current = s.epoch + 1 if s.step_in_epoch else s.epoch       # 1-based epoch of this step
+        text = (f"epoch {current}/{s.epochs} "
+                f"loss {self.loss_sum / self.steps:.4f} acc {self.correct / max(self.seen, 1):.4f} "
+                f"{1000 * seconds:.0f} ms/step {self.images / max(seconds, 1e-9):.0f} img/s")
+        self.bar.draw(done, s.steps_per_epoch, text)
+        if not self.bar.enabled and self.log_every and s.global_step % self.log_every == 0:
+            self._emit(f"  step {s.global_step}/{s.total_steps} (epoch {current}, "
+                       f"{done}/{s.steps_per_epoch})  loss {float(loss):.4f}  acc {float(correct) / max(n, 1):.4f}  "
+                       f"lr {lr:.5f}  "
+                       f"{1000 * seconds:.1f} ms/step  {self.images / max(seconds, 1e-9):.0f} img/s")
+
+    def on_epoch_end(self, eval_accuracy: Optional[float] = None) -> dict:
+        """Close the epoch (after the step that finished it); returns the history record."""
+        s = self.state
+        med = statistics.median(self.epoch_times) if self.epoch_times else 0.0
+        rec = {"epoch": s.global_step // s.steps_per_epoch, "global_step": s.global_step,
+               "loss": self.loss_sum / max(self.steps, 1), "train_accuracy": self.correct / max(self.seen, 1),
+               "lr": float(self.lr[min(s.global_step, len(self.lr)) - 1]), "seconds": self.epoch_seconds,
+               "step_ms": 1000 * med, "images_per_s": self.images / med if med else 0.0, "phase": self.phase,
+               "time": time.time()}
+        if eval_accuracy is not None:
+            rec["eval_accuracy"] = float(eval_accuracy)
+        s.history.append(rec)
+        ev = "" if eval_accuracy is None else f"  eval acc {eval_accuracy:.4f}"
+        self._emit(f"  epoch {rec['epoch']}/{s.epochs}  loss {rec['loss']:.4f}  train acc {rec['train_accuracy']:.4f}"
+                   f"{ev}  lr {rec['lr']:.5f}  {rec['step_ms']:.1f} ms/step  {rec['images_per_s']:.0f} img/s  "
+                   f"{rec['seconds']:.1f}s")
+        self._reset_epoch()
+        return rec
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def timing(self) -> dict:
+        """Median step time of this process, without the first step of each compile."""
+        times = self.step_seconds[1:] if len(self.step_seconds) > 1 else self.step_seconds
+        med = statistics.median(times) if times else 0.0
+        return {"step_ms": 1000 * med, "images_per_s": self.images / med if med else 0.0, "steps": len(times)}

@@ -1,0 +1,1 @@
+"""Recipe helpers of the ResNet LRD recipe (ModelZoo layout); the work is done by the lrd packages."""
