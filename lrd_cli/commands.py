@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from lrd_core.config import PlanConfig
@@ -59,7 +60,8 @@ def _parse_rank(text: str):
 def add_plan(sub) -> None:
     p = sub.add_parser("plan", help="choose layers and ranks; write plan.json and print the summary")
     add_model_args(p)
-    p.add_argument("--mode", default="vanilla", choices=list(MODES), help="compression mode (default vanilla)")
+    p.add_argument("--mode", default="vanilla", choices=list(MODES),
+                   help="compression mode (default vanilla); auto times layers on --device and keeps faster ones")
     p.add_argument("--include", action="append", default=[], metavar="RE", help="also decompose these layers")
     p.add_argument("--exclude", action="append", default=[], metavar="RE", help="never decompose these layers")
     p.add_argument("--rank-selection", default="pr", choices=("pr", "vbmf", "energy", "manual"))
@@ -71,15 +73,57 @@ def add_plan(sub) -> None:
     p.add_argument("--rank-rounding", default="nearest", choices=("nearest", "up", "down"))
     p.add_argument("--rank", action="append", default=[], metavar="NAME=R[,R_IN]",
                    help="manual rank of a layer (name or regex); repeatable")
+    add_auto_args(p)
     p.add_argument("--out", required=True, help="where to write plan.json")
     p.set_defaults(func=run_plan)
 
 
+def add_auto_args(p) -> None:
+    """Options of the hardware-aware mode (``--mode auto``)."""
+    g = p.add_argument_group("hardware-aware search (--mode auto)")
+    g.add_argument("--device", default="CPU", type=_device, help="where layers are timed: CPU, GPU or Ascend")
+    g.add_argument("--budget", type=float, default=None,
+                   help="model-level reduction to reach, e.g. 2 = half the parameters (or MACs)")
+    g.add_argument("--budget-kind", default="params", choices=("params", "macs"))
+    g.add_argument("--objective", default="both", choices=("both", "infer", "train"),
+                   help="phases that must get faster (default both: inference bs 1 and B, training step)")
+    g.add_argument("--profile-batch", type=int, default=8, help="batch size B of the timed layers")
+    g.add_argument("--margin", type=float, default=0.05, help="a layer must be this much faster on average over the phases, and no more "
+                   "than this slower in any (default 0.05)")
+    g.add_argument("--tie-tolerance", type=float, default=0.03,
+                   help="ranks this close in time count as equal; the larger is kept")
+    g.add_argument("--search-radius", type=int, default=1, help="ranks tried each side of the estimate (steps of q)")
+    g.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip timing the whole network at the end")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads while timing (recorded in the plan)")
+    g.add_argument("--latency-cache", default=None, metavar="PATH",
+                   help="latency cache file (default $LRD_CACHE_DIR/latency.json or ~/.cache/lrd/latency.json)")
+    g.add_argument("--no-cache", dest="use_cache", action="store_false", help="time everything afresh")
+
+
+def _device(text: str) -> str:
+    names = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
+    if text.lower() not in names:
+        raise ConfigError(f"unknown device {text!r}; use CPU, GPU or Ascend")
+    return names[text.lower()]
+
+
 def plan_options(args) -> dict:
-    return dict(mode=args.mode, include=args.include, exclude=args.exclude, rank_selection=args.rank_selection,
-                ratio=args.ratio, final_dense_ratio=args.final_dense_ratio, vbmf_weakening=args.vbmf_weakening,
-                energy=args.energy, rank_multiple=args.rank_multiple, rank_rounding=args.rank_rounding,
-                ranks=dict(_parse_rank(r) for r in args.rank))
+    options = dict(mode=args.mode, include=args.include, exclude=args.exclude, rank_selection=args.rank_selection,
+                   ratio=args.ratio, final_dense_ratio=args.final_dense_ratio, vbmf_weakening=args.vbmf_weakening,
+                   energy=args.energy, rank_multiple=args.rank_multiple, rank_rounding=args.rank_rounding,
+                   ranks=dict(_parse_rank(r) for r in args.rank))
+    if args.mode == "auto":
+        options.update(device=args.device, budget=args.budget, budget_kind=args.budget_kind,
+                       objective=args.objective, profile_batch=args.profile_batch, margin=args.margin,
+                       tie_tolerance=args.tie_tolerance, search_radius=args.search_radius, verify=args.verify)
+    return options
+
+
+def auto_runtime(args) -> dict:
+    """Keywords of ``plan(mode='auto')`` that are not plan options (cache, threads, progress)."""
+    return dict(threads=args.threads, cache_path=args.latency_cache, use_cache=args.use_cache,
+                log=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def run_plan(args) -> int:
@@ -89,9 +133,18 @@ def run_plan(args) -> int:
     model = build_model(fw, args)
     shape = input_shape(args)
     t0 = time.perf_counter()
-    plan = fw.plan(model, input_shape=shape, **options)
+    extra = auto_runtime(args) if args.mode == "auto" else {}
+    plan = fw.plan(model, input_shape=shape, **options, **extra)
     plan.meta.update({"model": args.model, "model_kwargs": _model_meta(args), "checkpoint": args.checkpoint})
     print(plan.summary())
+    auto = plan.meta.get("auto")
+    if auto:
+        prof = auto.get("profile", {})
+        print(f"auto on {auto['device']}: {prof.get('measured_variants', 0)} layer variants timed, "
+              f"{prof.get('hits', 0)} cache hits ({prof.get('path')})")
+        if auto.get("budget") is not None and not auto.get("budget_met"):
+            print(f"warning: budget {auto['budget']}x ({auto['budget_kind']}) not reached without slowing the "
+                  f"network; reached {auto['chosen']['reduction']:.2f}x", file=sys.stderr)
     plan.to_json(args.out)
     print(f"plan for {args.model} written to {args.out} ({time.perf_counter() - t0:.1f}s)")
     return 0

@@ -11,6 +11,9 @@ RankSpec = Union[int, Tuple[int, int]]
 
 RANK_SELECTIONS = ("pr", "vbmf", "energy", "manual")
 ROUNDINGS = ("nearest", "up", "down")
+DEVICES = ("CPU", "GPU", "Ascend")
+OBJECTIVES = ("both", "infer", "train")
+BUDGET_KINDS = ("params", "macs")
 
 
 @dataclass
@@ -43,6 +46,27 @@ class PlanConfig:
     skip_unreduced : bool
         Leave a layer undecomposed when its factor chain would not have fewer parameters (default).
         False forces the decomposition (e.g. to check that full rank reproduces the layer).
+    device : str
+        ``auto`` only: where layers are timed (``CPU``, ``GPU``, ``Ascend``).
+    objective : {'both', 'infer', 'train'}
+        ``auto`` only: phases that must get faster (inference at batch 1 and ``profile_batch``,
+        training step at ``profile_batch``).
+    profile_batch : int
+        ``auto`` only: batch size of the timed layers.
+    budget : float or None
+        ``auto`` only: model-level reduction to reach (params or MACs before / after, > 1).
+    budget_kind : {'params', 'macs'}
+    margin : float
+        ``auto`` only: a layer is decomposed only if at least this much faster on average over the
+        phases and not slower by more than this in any of them.
+    tie_tolerance : float
+        ``auto`` only: ranks within this fraction of the original layer's time count as equally fast
+        (the larger one is kept).
+    search_radius : int
+        ``auto`` only: ranks tried on each side of the estimate, in steps of ``rank_multiple``.
+    verify : bool
+        ``auto`` only: time the whole network and undo decompositions while it is slower.
+    verify_rounds : int
     """
 
     mode: Optional[str] = "vanilla"
@@ -58,6 +82,16 @@ class PlanConfig:
     rank_rounding: str = "nearest"
     tucker_iters: int = 4
     skip_unreduced: bool = True
+    device: str = "CPU"
+    objective: str = "both"
+    profile_batch: int = 8
+    budget: Optional[float] = None
+    budget_kind: str = "params"
+    margin: float = 0.05
+    tie_tolerance: float = 0.03
+    search_radius: int = 1
+    verify: bool = True
+    verify_rounds: int = 3
 
     def __post_init__(self):
         self.validate()
@@ -91,9 +125,30 @@ class PlanConfig:
             raise ConfigError("include/exclude take a list of regular expressions, not a single string")
         self.include, self.exclude = list(self.include or []), list(self.exclude or [])
         self.ranks = {str(k): _rank_spec(k, v) for k, v in dict(self.ranks or {}).items()}
+        self._validate_auto()
         if self.rank_selection == "manual" and not self.ranks:
             raise ConfigError("rank_selection='manual' needs ranks={layer_name_or_regex: rank}")
         return self
+
+    def _validate_auto(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        if self.budget_kind not in BUDGET_KINDS:
+            raise ConfigError(f"budget_kind must be one of {BUDGET_KINDS}, got {self.budget_kind!r}")
+        if self.budget is not None and (not isinstance(self.budget, (int, float)) or not math.isfinite(self.budget)
+                                        or self.budget <= 1):
+            raise ConfigError(f"budget must be a number > 1 (original size / compressed size), got {self.budget!r}")
+        for name, low, high in (("margin", 0.0, 0.9), ("tie_tolerance", 0.0, 0.5)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ConfigError(f"{name} must be in [{low}, {high}], got {value!r}")
+        for name, low in (("profile_batch", 1), ("search_radius", 0), ("verify_rounds", 1)):
+            value = getattr(self, name)
+            if int(value) != value or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+            setattr(self, name, int(value))
 
     def to_dict(self) -> dict:
         d = asdict(self)

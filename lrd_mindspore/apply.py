@@ -88,7 +88,14 @@ BACKEND = MindSporeBackend()
 
 
 def plan(model: nn.Cell, input_shape=(1, 3, 224, 224), **options) -> Plan:
-    """Make a :class:`~lrd_core.Plan` for ``model`` (keywords: the PlanConfig fields)."""
+    """Make a :class:`~lrd_core.Plan` for ``model`` (keywords: the PlanConfig fields).
+
+    ``mode="auto"`` times the candidate layers on ``device`` (GRAPH mode) and keeps only faster ones
+    (see :func:`lrd_mindspore.latency.auto_plan` for its extra keywords: ``cache_path``, ``threads``).
+    """
+    if options.get("mode") == "auto":
+        from .latency import auto_plan
+        return auto_plan(model, input_shape, **options)
     return core_apply.plan_model(BACKEND, model, input_shape, meta={"framework": "mindspore"}, **options)
 
 

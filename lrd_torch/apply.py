@@ -63,7 +63,14 @@ BACKEND = TorchBackend()
 
 
 def plan(model: nn.Module, input_shape=(1, 3, 224, 224), **options) -> Plan:
-    """Make a :class:`~lrd_core.Plan` for ``model`` (keywords: the PlanConfig fields)."""
+    """Make a :class:`~lrd_core.Plan` for ``model`` (keywords: the PlanConfig fields).
+
+    ``mode="auto"`` times the candidate layers on ``device`` and keeps only faster ones (see
+    :func:`lrd_torch.latency.auto_plan` for its extra keywords: ``cache_path``, ``threads``, ``log``).
+    """
+    if options.get("mode") == "auto":
+        from .latency import auto_plan
+        return auto_plan(model, input_shape, **options)
     return core_apply.plan_model(BACKEND, model, input_shape, meta={"framework": "torch"}, **options)
 
 

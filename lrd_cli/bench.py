@@ -1,0 +1,157 @@
+"""``lrd bench model | layer | lite``: the benchmark suite (same code on CPU, GPU and Ascend).
+
+* ``model``: original vs fixed modes vs ``auto`` for a ResNet — params, MACs, inference latency and
+  throughput (batch 1 and B), training step, peak memory — as ratios measured side by side.
+* ``layer``: time vs rank of one layer shape, original vs its factor chain (crossover and steps).
+* ``lite``: MindIR files through MindSpore Lite (Ascend 310 inference).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from lrd_core.errors import ConfigError
+from lrd_core.io import atomic_file
+from lrd_core.modes import MODES
+
+from .commands import _device
+
+BENCH_MODES = ("original",) + tuple(m for m in MODES if m != "all")
+
+
+def add(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks: `bench model` (modes vs auto), `bench layer` (time vs rank), "
+                                     "`bench lite` (MindIR on MindSpore Lite / Ascend 310)")
+    kinds = p.add_subparsers(dest="bench", required=True, metavar="KIND")
+    _add_model(kinds)
+    _add_layer(kinds)
+    _add_lite(kinds)
+
+
+def _common(p, framework=True) -> None:
+    if framework:
+        p.add_argument("--framework", default="mindspore", choices=("mindspore", "torch"))
+    p.add_argument("--device", default="CPU", type=_device, help="CPU, GPU (CUDA) or Ascend")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (recorded in the result)")
+    p.add_argument("--repeat", type=int, default=7, help="interleaved timed rounds (median reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds (compilation, caches)")
+    p.add_argument("--out", required=True, help="result JSON")
+    p.add_argument("--markdown", default=None, help="also write a markdown table here")
+    p.add_argument("--plot", default=None, help="also draw a PNG here")
+
+
+def _add_model(kinds) -> None:
+    p = kinds.add_parser("model", help="original vs compression modes vs auto on one device")
+    _common(p)
+    p.add_argument("--model", required=True, help="resnet18, resnet34, resnet50, resnet101, resnet152")
+    p.add_argument("--stem", default=None, choices=("imagenet", "cifar"))
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--batch", type=int, default=8, help="batch B of the throughput and training-step timings")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--modes", default="original,vanilla,mode3,auto",
+                   help=f"comma-separated, from {','.join(BENCH_MODES)}")
+    p.add_argument("--ratio", type=float, default=3.0, help="per-layer PR ratio of every mode (and auto's estimate)")
+    p.add_argument("--final-dense-ratio", type=float, default=None)
+    p.add_argument("--rank-multiple", type=int, default=32)
+    p.add_argument("--budget", type=float, default=None, help="auto: model-level parameter reduction to reach")
+    p.add_argument("--objective", default="both", choices=("both", "infer", "train"), help="auto: phases to speed up")
+    p.add_argument("--search-radius", type=int, default=1, help="auto: ranks tried each side of the estimate")
+    p.add_argument("--latency-cache", default=None, metavar="PATH",
+                   help="auto: latency cache (default $LRD_CACHE_DIR/latency.json or ~/.cache/lrd/latency.json)")
+    p.add_argument("--cold", action="store_true",
+                   help="auto: start from an empty latency cache (to time a cold search)")
+    p.add_argument("--no-train", dest="train", action="store_false", help="skip training-step timings")
+    p.add_argument("--memory", action="store_true",
+                   help="also measure peak memory of inference and of a training step (one process per variant)")
+    p.add_argument("--memory-repeat", type=int, default=1, help="fresh processes per variant (median reported)")
+    p.set_defaults(func=run_model)
+
+
+def _add_layer(kinds) -> None:
+    p = kinds.add_parser("layer", help="time vs rank of one conv layer, original vs Tucker-2 / SVD chain")
+    _common(p)
+    p.add_argument("--cin", type=int, default=512)
+    p.add_argument("--cout", type=int, default=512)
+    p.add_argument("--kernel", type=int, default=3, help="3 -> Tucker-2 chain, 1 -> SVD chain")
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--hw", default="14,7", help="input sizes, comma-separated")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--ranks", default="16:512:16", help="START:STOP:STEP (inclusive) or a comma list")
+    p.add_argument("--phases", default="infer,train", help="infer, train or both comma-separated")
+    p.set_defaults(func=run_layer)
+
+
+def _add_lite(kinds) -> None:
+    p = kinds.add_parser("lite", help="MindIR inference through MindSpore Lite (Ascend 310 / CPU)")
+    _common(p, framework=False)
+    p.add_argument("--mindir", required=True, help="MindIR of the compressed network (from `lrd export`)")
+    p.add_argument("--baseline", default=None, help="MindIR of the original network, timed interleaved")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--device-id", type=int, default=0)
+    p.set_defaults(func=run_lite)
+
+
+def write_json(result: dict, path: str) -> None:
+    with atomic_file(path, suffix=".json") as tmp:
+        with open(tmp, "w") as fh:
+            json.dump(result, fh, indent=1)
+            fh.write("\n")
+
+
+def write_text(text: str, path: str) -> None:
+    with atomic_file(path) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+
+
+def command_line() -> str:
+    return "lrd " + " ".join(sys.argv[1:]) if os.path.basename(sys.argv[0]) == "lrd" else " ".join(sys.argv)
+
+
+def run_model(args) -> int:
+    from . import bench_model, bench_report
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in BENCH_MODES]
+    if unknown or not modes:
+        raise ConfigError(f"--modes: unknown {unknown or 'empty'}; choose from {', '.join(BENCH_MODES)}")
+    if "original" not in modes:
+        modes = ["original"] + modes
+    result = bench_model.run(args, modes)
+    result["command"] = command_line()
+    write_json(result, args.out)
+    if args.markdown:
+        write_text(bench_report.model_markdown(result), args.markdown)
+    if args.plot:
+        bench_report.model_plot(result, args.plot)
+    print(bench_report.model_markdown(result))
+    return 0
+
+
+def run_layer(args) -> int:
+    from . import bench_layer, bench_report
+
+    result = bench_layer.run(args)
+    result["command"] = command_line()
+    write_json(result, args.out)
+    if args.markdown:
+        write_text(bench_report.layer_markdown(result), args.markdown)
+    if args.plot:
+        bench_report.layer_plot(result, args.plot)
+    print(bench_report.layer_markdown(result))
+    return 0
+
+
+def run_lite(args) -> int:
+    from . import bench_lite
+
+    result = bench_lite.run(args)
+    result["command"] = command_line()
+    write_json(result, args.out)
+    for row in result["results"]:
+        print(f"{row['file']}: {row['median_ms']:.2f} ms at batch {result['batch']}"
+              + (f" ({row['ratio']:.3f}x the baseline)" if row.get("ratio") is not None else ""))
+    return 0

@@ -1,0 +1,144 @@
+"""``lrd bench model``: one network, original vs compression modes vs ``auto``, measured side by side.
+
+Every phase (inference at batch 1 and B, training step at B) times all variants interleaved in one
+call, so each ratio compares runs made under the same machine load. Peak memory is measured per
+variant in a fresh process. The ``auto`` plan is searched on the same device first (cold cache),
+then searched again to time the cached path.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from importlib import import_module
+from typing import Dict, List
+
+from lrd_core.cost import layer_macs
+from lrd_core.search import pick_best
+
+from .common import adapter
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _kwargs(args) -> dict:
+    kw = {}
+    for key in ("stem", "num_classes", "width"):
+        if getattr(args, key, None) is not None:
+            kw[key] = getattr(args, key)
+    return kw
+
+
+def _plans(fw, model, args, modes: List[str], shape) -> Dict:
+    """``{mode: (plan or None, info)}``; auto is searched twice (cold, then from the cache)."""
+    out = {"original": (None, {})}
+    common = dict(ratio=args.ratio, final_dense_ratio=args.final_dense_ratio, rank_multiple=args.rank_multiple)
+    for mode in modes:
+        if mode == "original":
+            continue
+        if mode != "auto":
+            out[mode] = (fw.plan(model, input_shape=shape, mode=mode, **common), {})
+            continue
+        cache = args.latency_cache
+        if args.cold:
+            cache = os.path.join(tempfile.mkdtemp(prefix="lrd-bench-cache-"), "latency.json")
+        options = dict(mode="auto", device=args.device, budget=args.budget, objective=args.objective,
+                       profile_batch=args.batch, search_radius=args.search_radius, **common)
+        t0 = time.perf_counter()
+        plan = fw.plan(model, input_shape=shape, cache_path=cache, threads=args.threads, log=_log, **options)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        again = fw.plan(model, input_shape=shape, cache_path=cache, threads=args.threads, **options)
+        cached = time.perf_counter() - t0
+        auto = plan.meta["auto"]
+        info = {"search_seconds": round(cold, 2), "search_seconds_cached": round(cached, 2),
+                "cache_hits_cached": again.meta["auto"]["profile"]["hits"],
+                "cache_misses_cached": again.meta["auto"]["profile"]["misses"],
+                "layer_variants_timed": auto["profile"]["measured_variants"], "cold": bool(args.cold),
+                "cache_hits_first": auto["profile"]["hits"], "budget": auto["budget"],
+                "budget_met": auto.get("budget_met"), "verify": auto.get("verify"),
+                "cache": auto["profile"]["path"]}
+        out[mode] = (plan, info)
+    return out
+
+
+def _phases(args) -> List[tuple]:
+    phases = [("infer", args.batch)]
+    if args.batch != 1:
+        phases.append(("infer", 1))
+    if args.train:
+        phases.append(("train", args.batch))
+    return phases
+
+
+def run(args, modes: List[str]) -> dict:
+    fw = adapter(args.framework)
+    lat = import_module(f"lrd_{args.framework}.latency")
+    lat.check_device(args.device)
+    lat.set_threads(args.threads)
+    kwargs = _kwargs(args)
+    model = fw.models.create_model(args.model, seed=0, **kwargs)
+    size = args.input_size
+    plans = _plans(fw, model, args, modes, (1, 3, size, size))
+    nets = [model if plans[m][0] is None else lat.with_plan(model, plans[m][0]) for m in modes]
+    classes = kwargs.get("num_classes", 1000)
+    rows = []
+    for mode, net in zip(modes, nets):
+        plan, info = plans[mode]
+        totals = plan.totals if plan is not None else None
+        rows.append({"mode": mode, "params": lat.count_params(net),
+                     "macs": int(totals["macs_after"]) if totals else None,
+                     "decomposed": len(plan.decomposed()) if plan is not None else 0, **info})
+    base_macs = sum(layer_macs(l) for l in fw.inspect(model, input_shape=(1, 3, size, size)))
+    rows[0]["macs"] = base_macs
+    for row in rows:
+        row["params_reduction"] = rows[0]["params"] / row["params"]
+        row["macs_reduction"] = (base_macs / row["macs"]) if base_macs and row["macs"] else None
+    for phase, batch in _phases(args):
+        _log(f"timing {phase} at batch {batch}: {', '.join(modes)} interleaved")
+        res = lat.measure_latency(nets, (batch, 3, size, size), args.device, phase, warmup=args.warmup,
+                                  repeat=args.repeat, threads=args.threads,
+                                  num_classes=classes if phase == "train" else None)
+        key = {"infer": "infer", "train": "train"}[phase] + ("" if batch == args.batch else f"_bs{batch}")
+        for row, r in zip(rows, res):
+            row[key + "_ms"] = r.median_ms
+            row[key + "_ratio"] = 1.0 if row is rows[0] else r.ratio
+            if phase == "infer":
+                row[key + "_throughput"] = r.throughput
+    if args.memory:
+        memory_rows(lat, args.model, kwargs, [plans[m][0] for m in modes], rows, (args.batch, 3, size, size),
+                    args.device, args.threads, args.memory_repeat)
+    best = pick_best(rows[1:], args.budget, keys=[k for k in ("infer_ratio", "train_ratio") if k in rows[0]])
+    return {"device": args.device, "framework": args.framework, "model": args.model, "model_kwargs": kwargs,
+            "batch": args.batch,
+            "input_size": size, "threads": args.threads, "repeat": args.repeat, "ratio": args.ratio,
+            "rank_multiple": args.rank_multiple, "budget": args.budget, "modes": modes,
+            "framework_version": _version(args.framework), "date": time.strftime("%Y-%m-%d %H:%M"),
+            "results": rows, "best": None if best is None else best["mode"],
+            "plans": {m: p.to_dict() for m, (p, _) in plans.items() if p is not None}}
+
+
+def memory_rows(lat, model: str, kwargs: dict, plans, rows, shape, device: str, threads=None,
+                repeat: int = 1) -> None:
+    """Peak memory of every variant (median of ``repeat`` fresh processes, variants interleaved)."""
+    runs = [[] for _ in rows]
+    for k in range(repeat):
+        for i, (plan, row) in enumerate(zip(plans, rows)):
+            _log(f"peak memory of {row['mode']} (fresh process {k + 1}/{repeat})")
+            runs[i].append(lat.peak_memory(model, kwargs, plan, shape, device, threads))
+    for row, got in zip(rows, runs):
+        for key in ("infer_peak_mb", "train_peak_mb"):
+            row[key] = float(statistics.median(g[key] for g in got))
+        row["memory_kind"] = got[0].get("kind")
+        row["memory_runs"] = len(got)
+    for row in rows:
+        row["train_peak_ratio"] = row["train_peak_mb"] / rows[0]["train_peak_mb"]
+        row["infer_peak_ratio"] = row["infer_peak_mb"] / rows[0]["infer_peak_mb"]
+
+
+def _version(framework: str) -> str:
+    return import_module("torch" if framework == "torch" else "mindspore").__version__
