@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import warnings
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 
@@ -17,7 +16,7 @@ import numpy as np
 # A user setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from lrd_core.errors import ConfigError, DeviceError, ExportError, MismatchError  # noqa: E402
+from lrd_core.errors import ConfigError, DeviceError, MismatchError  # noqa: E402
 from lrd_core.freezing import FreezeConfig  # noqa: E402
 from lrd_core.schedule import epoch_schedule  # noqa: E402
 from lrd_data import AUGMENTS, ArrayData, ImageFolder, Loader, load_cifar10, load_digits  # noqa: E402
@@ -170,33 +169,3 @@ class Runtime:
 
     def evaluate(self, model, data) -> float:
         return float(self.train.evaluate(model, data, self.cfg.eval_batch_size))
-
-    # ------------------------------------------------------------------------------ export
-    def export(self, model, path: str, file_format: Optional[str] = None) -> str:
-        """Write MINDIR (MindSpore) or ONNX (either framework) for a fixed input shape; returns the path."""
-        fmt = (file_format or self.cfg.file_format).upper()
-        shape = (self.cfg.export_batch_size,) + self.input_shape[1:]
-        root, _ = os.path.splitext(os.path.abspath(path))
-        final = root + "." + fmt.lower()
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        tmp_root = os.path.join(os.path.dirname(final), f".{os.path.basename(root)}.tmp-{os.getpid()}")
-        tmp = tmp_root + "." + fmt.lower()
-        try:
-            if self.name == "mindspore":
-                import mindspore as ms
-                model.set_train(False)
-                ms.export(model, ms.Tensor(np.zeros(shape, np.float32)), file_name=tmp_root, file_format=fmt)
-            elif fmt != "ONNX":
-                raise ExportError(f"the torch twin exports ONNX, not {fmt}; use framework: mindspore for MINDIR")
-            else:
-                import torch
-                model.eval()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    torch.onnx.export(model, (torch.zeros(shape, device=self.device),), tmp, dynamo=False,
-                                      input_names=["image"], output_names=["logits"])
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return final

@@ -50,15 +50,29 @@ def _pool_workaround(name: str, pool: nn.MaxPool2d) -> nn.Cell:
 
 
 @contextmanager
-def _onnx_friendly(net: nn.Cell):
-    """Temporarily swap padded max-pools for pad + valid pool; restore them afterwards."""
+def _portable(net: nn.Cell, onnx: bool):
+    """Temporarily swap cells for exportable equivalents; restore them afterwards.
+
+    :class:`~lrd_mindspore.models.resnet.StemMaxPool` (a CPU-speed form) becomes its portable zero pad
+    + "valid" max-pool in every format; for ONNX, padded ``nn.MaxPool2d`` cells (no ONNX export in
+    MindSpore 2.10) become zero pad + "valid" max-pool too. Yields the names of the padded max-pools
+    swapped for ONNX (their export is exact only for non-negative inputs, which the check verifies).
+    """
+    from .models.resnet import StemMaxPool
+
     cells = dict(net.cells_and_names())
-    swapped = []
+    swapped, pools = [], []
     try:
-        for name in padded_pools(net):
-            replace(net, name, _pool_workaround(name, cells[name]))
-            swapped.append(name)
-        yield swapped
+        for name, cell in cells.items():
+            if isinstance(cell, StemMaxPool):
+                replace(net, name, cell.portable())
+                swapped.append(name)
+        if onnx:
+            for name in padded_pools(net):
+                replace(net, name, _pool_workaround(name, cells[name]))
+                swapped.append(name)
+                pools.append(name)
+        yield pools
     finally:
         for name in reversed(swapped):
             replace(net, name, cells[name])
@@ -184,13 +198,10 @@ def export(net: nn.Cell, path: str, input_shape=(1, 3, 224, 224), format: str = 
     net.set_train(False)
     try:
         x = _inputs(input_shape, dynamic_batch)
-        if fmt == "MINDIR":
-            written, workarounds = _mindir(net, tmp, x), []
-            runner = _graph_runner(written) if check else None
-        else:
-            with _onnx_friendly(net) as workarounds:
-                written = _onnx(net, tmp, x, dynamic_batch)
-            runner = _ort_runner(written) if check else None
+        with _portable(net, onnx=fmt == "ONNX") as workarounds:
+            written = _mindir(net, tmp, x) if fmt == "MINDIR" else _onnx(net, tmp, x, dynamic_batch)
+        if check:
+            runner = _graph_runner(written) if fmt == "MINDIR" else _ort_runner(written)
         report = {"format": fmt, "path": path, "dynamic_batch": bool(dynamic_batch), "workarounds": [
             f"{n}: padded max-pool exported as zero pad + valid max-pool" for n in workarounds]}
         if check:

@@ -1,7 +1,7 @@
 """Multi-stage compression for the mindspore adapter (the work is in :mod:`lrd_core.multistage`)."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from lrd_core import multistage as _core
 from lrd_core.layers import SubLayer

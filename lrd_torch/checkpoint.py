@@ -13,7 +13,7 @@ from lrd_core.io import PLAN_FILE, WEIGHT_FILES, atomic_dir, atomic_file, compre
 from lrd_core.plan import Plan
 
 from .apply import rebuild
-from .state import load_numpy, state_to_numpy
+from .state import load_numpy
 
 WEIGHTS = WEIGHT_FILES["torch"]
 PLAN = PLAN_FILE

@@ -245,3 +245,24 @@ def test_create_model_errors(fw):
         models.create_model("resnet18", stem="mnist")
     with pytest.raises(ConfigError, match="width"):
         models.create_model("resnet18", width=0)
+
+
+@pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
+def test_stem_max_pool_is_torchs_padded_max_pool(mode):
+    """The MindSpore stem pool (a 3-D pool, for CPU speed) equals torch's MaxPool2d(3, 2, padding=1)
+    on any input (negative values, odd sizes), and so does its portable export form after a ReLU."""
+    from lrd_mindspore.models.resnet import StemMaxPool
+
+    x = np.random.default_rng(3).standard_normal((2, 5, 13, 12)).astype(np.float32) - 2.0
+    ref = tnn.MaxPool2d(3, 2, padding=1)(torch.from_numpy(x)).numpy()
+    pool = StemMaxPool()
+    ms.set_context(mode=mode)
+    try:
+        got = pool(ms.Tensor(x)).asnumpy()
+        relu = np.maximum(x, 0)
+        portable = pool.portable()(ms.Tensor(relu)).asnumpy()
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+    assert got.shape == ref.shape == (2, 5, 7, 6)
+    assert np.array_equal(got, ref)
+    assert np.array_equal(portable, tnn.MaxPool2d(3, 2, padding=1)(torch.from_numpy(relu)).numpy())

@@ -11,7 +11,6 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 
 from lrd_core.freezing import frozen_parameters
 from lrd_data import Loader

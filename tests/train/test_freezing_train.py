@@ -1,7 +1,6 @@
 """Freezing during real training steps, both frameworks (MindSpore in GRAPH mode, where toggling
 requires_grad after compile would do nothing)."""
 import numpy as np
-import pytest
 
 from lrd_core import freezing
 from lrd_core.freezing import FreezeConfig

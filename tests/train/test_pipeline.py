@@ -3,7 +3,6 @@ freezing) -> second stage -> evaluate -> export, checked against the files it wr
 import json
 import os
 
-import numpy as np
 import pytest
 
 from lrd_cli import pipeline, recipe
@@ -34,7 +33,6 @@ def test_end_to_end(fw, tmp_path, mode_name):
     for d in ("original", "compressed", "finetuned", "stage2"):
         assert (tmp_path / d / weights).is_file(), d
     # reloading what was saved reproduces the accuracies the run reported
-    from lrd_cli.runtime import Runtime
     import importlib
     train = importlib.import_module(f"lrd_{fw.FRAMEWORK}.train")
     _, test = load_digits(size=16, seed=0)
