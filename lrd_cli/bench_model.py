@@ -109,10 +109,13 @@ def run(args, modes: List[str]) -> dict:
             row[key + "_ratio"] = 1.0 if row is rows[0] else r.ratio
             if phase == "infer":
                 row[key + "_throughput"] = r.throughput
+    if not args.train:                  # result.json keeps its keys: null when not measured
+        for row in rows:
+            row["train_ms"] = row["train_ratio"] = None
     if args.memory:
         memory_rows(lat, args.model, kwargs, [plans[m][0] for m in modes], rows, (args.batch, 3, size, size),
                     args.device, args.threads, args.memory_repeat)
-    best = pick_best(rows[1:], args.budget, keys=[k for k in ("infer_ratio", "train_ratio") if k in rows[0]])
+    best = pick_best(rows[1:], args.budget, keys=[k for k in ("infer_ratio", "train_ratio") if rows[0].get(k) is not None])
     return {"device": args.device, "framework": args.framework, "model": args.model, "model_kwargs": kwargs,
             "batch": args.batch,
             "input_size": size, "threads": args.threads, "repeat": args.repeat, "ratio": args.ratio,

@@ -1,6 +1,7 @@
 """``lrd inspect | plan | compress | convert``."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -102,9 +103,10 @@ def add_auto_args(p) -> None:
 
 
 def _device(text: str) -> str:
+    """argparse type of ``--device``."""
     names = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
     if text.lower() not in names:
-        raise ConfigError(f"unknown device {text!r}; use CPU, GPU or Ascend")
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use CPU, GPU or Ascend")
     return names[text.lower()]
 
 
@@ -174,6 +176,9 @@ def run_compress(args) -> int:
     fw = adapter(args.framework)
     defaults = plan.meta.get("model_kwargs", {})
     model = build_model(fw, args, defaults)
+    if plan.meta.get("checkpoint") and not args.checkpoint:
+        print(f"warning: the plan was made from {plan.meta['checkpoint']} but no --checkpoint was given: "
+              f"decomposing freshly initialised weights", file=sys.stderr)
     t0 = time.perf_counter()
     fw.compress(model, plan, progress=progress_printer())
     seconds = time.perf_counter() - t0

@@ -67,9 +67,10 @@ def check_finite(arrays: dict, source: str) -> None:
 
 
 def input_shape(args, default: int = 224) -> tuple:
-    size = getattr(args, "input_size", None) or default
-    if size < 8:
-        raise ConfigError(f"--input-size {size} is too small; use at least 32")
+    size = getattr(args, "input_size", None)
+    size = default if size is None else size
+    if size < 32:
+        raise ConfigError(f"--input-size {size} is too small; use at least 32 (ResNets downsample by 32)")
     return (1, 3, size, size)
 
 

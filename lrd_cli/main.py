@@ -10,8 +10,15 @@ from lrd_core.errors import LRDError
 from . import commands
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (the subcommands' parsers are of this class too)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lrd", description="Hardware-aware low-rank decomposition of CNNs "
+    p = Parser(prog="lrd", description="Hardware-aware low-rank decomposition of CNNs "
                                 "(MindSpore first, PyTorch twin).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_inspect(sub)

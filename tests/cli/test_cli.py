@@ -125,3 +125,21 @@ def test_subprocess_exit_code_and_stderr(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "ratio" in proc.stderr
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["plan", *SMALL, "--mode", "mode7", "--out", "{tmp}/p.json"], "invalid choice: 'mode7'"),
+    (["plan", *SMALL, "--mode", "vanilla"], "--out"),
+    (["bench", "model", "--model", "resnet18", "--device", "TPU", "--out", "{tmp}/r.json"], "unknown device"),
+    (["plan", "--model", "resnet18", "--input-size", "0", "--out", "{tmp}/p.json"], "--input-size 0"),
+])
+def test_usage_errors_are_one_line_too(tmp_path, argv, needle, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    with pytest.raises(SystemExit) as exc:
+        code = main(argv)
+        raise SystemExit(code)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("lrd "), err
+    assert os.listdir(tmp_path) == []
