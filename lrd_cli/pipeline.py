@@ -45,6 +45,30 @@ def stage_config(cfg) -> StageConfig:
                        target_ratio=cfg.target_ratio or None, max_stages=cfg.stages)
 
 
+def is_compressed_dir(path: str) -> bool:
+    """True when ``path`` is a compressed-model directory: ``plan.json`` plus a weights file."""
+    return (bool(path) and os.path.isfile(os.path.join(path, "plan.json"))
+            and any(os.path.isfile(os.path.join(path, name)) for name in WEIGHTS.values()))
+
+
+def check_checkpoint_path(cfg) -> bool:
+    """Whether the run starts from the compressed directory ``checkpoint_path`` (False when unset).
+
+    Raises
+    ------
+    ConfigError
+        ``checkpoint_path`` is set but is not a compressed-model directory (a training run would
+        otherwise quietly train or decompose a randomly initialised network instead).
+    """
+    if not cfg.checkpoint_path:
+        return False
+    if not is_compressed_dir(cfg.checkpoint_path):
+        state = "" if os.path.exists(cfg.checkpoint_path) else " (it does not exist)"
+        raise ConfigError(f"checkpoint_path {cfg.checkpoint_path} is not a compressed-model directory (plan.json + "
+                          f"weights){state}; give an uncompressed checkpoint as pre_trained")
+    return True
+
+
 def _path(rt: Runtime, *parts) -> str:
     return os.path.join(rt.cfg.output_path, *parts)
 
@@ -151,13 +175,14 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
     fine-tunes it (and its further stages).
     """
     t_start = time.perf_counter()
+    from_compressed = check_checkpoint_path(cfg)
     rt = Runtime(cfg)
     say = log if rt.is_main else (lambda *_: None)
     train_src, eval_src = rt.sources()
     do_export = export
     n_steps = 1 if only_train else 3 + do_export + (cfg.stages > 1)
     step = iter(range(1, 10))
-    if cfg.checkpoint_path and os.path.isfile(os.path.join(cfg.checkpoint_path, "plan.json")):
+    if from_compressed:
         say(f"[{next(step)}/{n_steps}] loading the compressed net {cfg.checkpoint_path} (training and "
             f"decomposition skipped)")
         model = rt.model()

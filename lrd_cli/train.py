@@ -45,7 +45,8 @@ def _runner(name: str, defaults: dict):
         from . import pipeline
 
         cfg = recipe.resolve(args, defaults)
-        if name in ("finetune", "multistage") and not (cfg.pre_trained or cfg.checkpoint_path or cfg.epoch_size):
+        compressed = pipeline.check_checkpoint_path(cfg)        # a wrong checkpoint_path fails before any work
+        if name in ("finetune", "multistage") and not (cfg.pre_trained or compressed or cfg.epoch_size):
             raise ConfigError(f"lrd {name} needs trained weights: --pre_trained CHECKPOINT (uncompressed) or "
                               f"--checkpoint_path COMPRESSED_DIR, or --epoch_size N to train first")
         pipeline.run(cfg, only_train=(name == "train"))

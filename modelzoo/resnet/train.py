@@ -10,8 +10,6 @@ LR schedule and the configured freezing (and ``stages`` > 1 runs multi-stage com
 ``framework: torch`` runs the torch twin on the same keys. Interrupted runs resume from their
 newest checkpoint. Data parallel: ``scripts/run_distribute_train.sh``.
 """
-import os
-
 from lrd_core.errors import LRDError
 
 
@@ -19,7 +17,7 @@ def main():
     from src.model_utils.config import config
     from lrd_cli import pipeline
 
-    compressed = config.checkpoint_path and os.path.isfile(os.path.join(config.checkpoint_path, "plan.json"))
+    compressed = pipeline.check_checkpoint_path(config)     # a wrong checkpoint_path fails here, before any work
     pipeline.run(config, only_train=not compressed, export=False)
 
 

@@ -1,0 +1,47 @@
+"""Checks a run makes before any work, and the ways into fine-tuning giving the same net."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lrd_cli import pipeline, recipe
+from lrd_cli.main import main
+from lrd_core.errors import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ZOO = os.path.join(ROOT, "modelzoo", "resnet")
+
+
+def _tiny(out, **kw):
+    values = dict(framework="torch", output_path=str(out), dataset="digits", image_size=16, width=4, train_limit=96,
+                  eval_limit=48, batch_size=32, epoch_size=0, rank_quantization=2, finetune_epoch_size=1,
+                  eval_batch_size=48, seed=0, progress="false")
+    values.update(kw)
+    return recipe.namespace(**values)
+
+
+def test_checkpoint_path_that_is_not_a_compressed_directory_is_refused_before_any_work(tmp_path, capsys):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "model.pt").write_bytes(b"not used")                # an uncompressed checkpoint directory
+    plan_only = tmp_path / "plan_only"
+    plan_only.mkdir()
+    (plan_only / "plan.json").write_text("{}")                      # plan.json but no weights
+    for bad in (weights, weights / "model.pt", plan_only, tmp_path / "missing"):
+        out = tmp_path / "run"
+        with pytest.raises(ConfigError, match=f"checkpoint_path {bad} is not a compressed-model directory "
+                                              r"\(plan.json \+ weights\).*give an uncompressed checkpoint as pre_trained"):
+            pipeline.run(_tiny(out, checkpoint_path=str(bad)), log=lambda *_: None)
+        assert not out.exists()                                     # nothing trained, nothing written
+    assert main(["finetune", "--framework", "torch", "--checkpoint_path", str(weights),
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a compressed-model directory" in err[0] and not (tmp_path / "run").exists()
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "train.py", "--framework", "torch", "--checkpoint_path", str(weights),
+                           "--output_path", str(tmp_path / "zoo")], cwd=ZOO, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 1 and "train.py: error: checkpoint_path" in proc.stderr
+    assert not (tmp_path / "zoo").exists()
