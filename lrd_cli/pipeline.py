@@ -171,8 +171,9 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
     """The whole pipeline for a recipe config; returns the summary (also written to summary.json).
 
     ``only_train`` stops after the original training (``lrd train``; writes train_summary.json).
-    A compressed-model directory as ``checkpoint_path`` skips training and decomposition and
-    fine-tunes it (and its further stages).
+    A compressed-model directory as ``checkpoint_path`` skips training and decomposition, re-calibrates
+    BatchNorm (``bn_recalibration_batches``, as right after a decomposition) and fine-tunes it (and
+    its further stages).
     """
     t_start = time.perf_counter()
     from_compressed = check_checkpoint_path(cfg)
@@ -190,7 +191,9 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
         plan = rt.load_weights(model, cfg.checkpoint_path)
         acc = rt.evaluate(model, eval_src)
         say(f"  accuracy {acc:.4f}")
-        dec = {"accuracy_decomposed": acc, "seconds_decompose": 0.0, "accuracy_recalibrated": None}
+        # compressed/ holds the net before re-calibration: re-calibrate as the one-run flow does
+        dec = {"accuracy_decomposed": acc, "seconds_decompose": 0.0,
+               "accuracy_recalibrated": recalibrate(rt, model, train_src, eval_src, say)}
         next(step)
     else:
         say(f"[{next(step)}/{n_steps}] training {cfg.net_name} (width {cfg.width}, {cfg.stem} stem) on {cfg.dataset} "

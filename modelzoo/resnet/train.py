@@ -5,7 +5,8 @@
 
 Without ``checkpoint_path`` the original network trains ``epoch_size`` epochs (from ``pre_trained``
 if given) into ``output_path/original/``. With ``checkpoint_path`` pointing at a compressed-model
-directory (``compress.py`` output) it is fine-tuned ``finetune_epoch_size`` epochs with its own
+directory (``compress.py`` output) its BatchNorm statistics are re-calibrated (``bn_recalibration_batches``,
+as ``pipeline.py`` does right after decomposing) and it is fine-tuned ``finetune_epoch_size`` epochs with its own
 LR schedule and the configured freezing (and ``stages`` > 1 runs multi-stage compression).
 ``framework: torch`` runs the torch twin on the same keys. Interrupted runs resume from their
 newest checkpoint. Data parallel: ``scripts/run_distribute_train.sh``.

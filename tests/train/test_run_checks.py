@@ -45,3 +45,34 @@ def test_checkpoint_path_that_is_not_a_compressed_directory_is_refused_before_an
                           timeout=120, env=env)
     assert proc.returncode == 1 and "train.py: error: checkpoint_path" in proc.stderr
     assert not (tmp_path / "zoo").exists()
+
+
+class _Stop(Exception):
+    """Ends a run where fine-tuning would start."""
+
+
+def _weights_at_finetune(monkeypatch, cfg):
+    seen = {}
+
+    def stop(rt, model, *args, **kwargs):
+        seen.update({k: np.array(v) for k, v in rt.fw.state_to_numpy(model).items()})
+        raise _Stop()
+
+    monkeypatch.setattr(pipeline, "finetune", stop)
+    with pytest.raises(_Stop):
+        pipeline.run(cfg, log=lambda *_: None)
+    return seen
+
+
+def test_compressed_directory_is_recalibrated_like_the_one_run_flow(fw, tmp_path, monkeypatch):
+    """compress -> train.py --checkpoint_path DIR fine-tunes the same re-calibrated net as the pipeline."""
+    kw = dict(framework=fw.FRAMEWORK, mode_name="PYNATIVE", bn_recalibration_batches=2)
+    one_run = _weights_at_finetune(monkeypatch, _tiny(tmp_path / "a", **kw))
+    compressed = str(tmp_path / "a" / "compressed")
+    saved = fw.state_to_numpy(fw.load(compressed, fw.models.resnet18(num_classes=10, stem="cifar", width=4)))
+    two_step = _weights_at_finetune(monkeypatch, _tiny(tmp_path / "b", checkpoint_path=compressed, **kw))
+    assert set(two_step) == set(one_run)
+    for k in one_run:
+        np.testing.assert_array_equal(two_step[k], one_run[k], err_msg=k)
+    stats = [k for k in one_run if k.endswith("running_mean")]
+    assert stats and all(not np.allclose(one_run[k], saved[k]) for k in stats)   # re-calibration changed them
