@@ -94,8 +94,8 @@ def train_original(rt: Runtime, train_src, eval_src, log: Log):
             f"lr {c.lr_decay_mode} {c.lr_init} -> {c.lr_max} -> {c.lr_end}")
         fit = rt.fit(model, data, rt.schedule(data, c.epoch_size), c.epoch_size, _path(rt, "original"), eval_src,
                      log=log)
-        if rt.is_main:
-            rt.save_weights(model, _path(rt, "original", WEIGHTS[rt.name]))
+    if rt.is_main:                      # also without training: later steps (demo parity) read these weights
+        rt.save_weights(model, _path(rt, "original", WEIGHTS[rt.name]))
     acc = rt.evaluate(model, eval_src)
     log(f"  accuracy {acc:.4f}")
     return model, {"accuracy": acc, "params": rt.params(model), "fit": fit}

@@ -76,3 +76,21 @@ def test_compressed_directory_is_recalibrated_like_the_one_run_flow(fw, tmp_path
         np.testing.assert_array_equal(two_step[k], one_run[k], err_msg=k)
     stats = [k for k in one_run if k.endswith("running_mean")]
     assert stats and all(not np.allclose(one_run[k], saved[k]) for k in stats)   # re-calibration changed them
+
+
+def test_run_without_original_training_saves_the_original_weights_and_the_demo_parity_runs(lrd_mindspore, tmp_path):
+    """`lrd demo --epochs 0`: original/model.ckpt is written, and the parity check at the end reads it."""
+    from lrd_cli import demo
+
+    cfg = _tiny(tmp_path, framework="mindspore", mode_name="PYNATIVE", train_limit=64, eval_limit=64, eval_batch_size=64)
+    summary = pipeline.run(cfg, log=lambda *_: None, extra=demo._parity, export=False)
+    initial = lrd_mindspore.models.resnet18(num_classes=10, stem="cifar", width=4, seed=0)
+    saved = lrd_mindspore.models.resnet18(num_classes=10, stem="cifar", width=4, seed=1)
+    assert not np.array_equal(lrd_mindspore.state_to_numpy(saved)["conv1.weight"],
+                              lrd_mindspore.state_to_numpy(initial)["conv1.weight"])
+    lrd_mindspore.load_checkpoint(saved, str(tmp_path / "original" / "model.ckpt"))
+    a, b = lrd_mindspore.state_to_numpy(initial), lrd_mindspore.state_to_numpy(saved)
+    for k in a:
+        np.testing.assert_array_equal(b[k], a[k], err_msg=k)
+    assert summary["parity_framework"] == "torch"
+    assert summary["parity_max_abs_diff_decomposed"] < 1e-4 and summary["parity_max_abs_diff_finetuned"] < 1e-4
