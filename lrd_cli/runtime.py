@@ -116,10 +116,16 @@ class Runtime:
         else:
             if not c.data_path:
                 raise ConfigError("dataset imagenet2012 needs data_path (train/ class folders) and eval_data_path")
-            train = ImageFolder(c.data_path, c.image_size, train=True, seed=c.seed, num_classes=c.class_num)
-            test = ImageFolder(c.eval_data_path or c.data_path, c.image_size, train=False, num_classes=c.class_num)
+            train = ImageFolder(c.data_path, c.image_size, train=True, seed=c.seed)
+            test = ImageFolder(c.eval_data_path or c.data_path, c.image_size, train=False)
+            if test.classes != train.classes:
+                raise ConfigError(f"eval_data_path {c.eval_data_path} has {len(test.classes)} class folders, "
+                                  f"data_path {c.data_path} has {len(train.classes)} (or other names); both need "
+                                  f"the same class folders")
         if train.num_classes != c.class_num:
-            raise ConfigError(f"dataset {c.dataset} has {train.num_classes} classes but class_num is {c.class_num}")
+            where = f" ({c.data_path})" if c.dataset == "imagenet2012" else ""
+            raise ConfigError(f"dataset {c.dataset}{where} has {train.num_classes} classes but class_num is "
+                              f"{c.class_num}; set class_num: {train.num_classes}")
         return self._limit(train, c.train_limit), self._limit(test, c.eval_limit)
 
     def native(self) -> bool:

@@ -94,3 +94,21 @@ def test_run_without_original_training_saves_the_original_weights_and_the_demo_p
         np.testing.assert_array_equal(b[k], a[k], err_msg=k)
     assert summary["parity_framework"] == "torch"
     assert summary["parity_max_abs_diff_decomposed"] < 1e-4 and summary["parity_max_abs_diff_finetuned"] < 1e-4
+
+
+def test_image_folder_class_count_must_match_class_num(tmp_path):
+    from lrd_cli.runtime import Runtime
+    from lrd_data import write_folder
+
+    rng = np.random.default_rng(0)
+    write_folder(str(tmp_path / "train"), rng.integers(0, 256, (6, 12, 12, 3)), np.array([0, 1, 2, 0, 1, 2]))
+    write_folder(str(tmp_path / "val"), rng.integers(0, 256, (2, 12, 12, 3)), np.array([0, 1]))
+    kw = dict(dataset="imagenet2012", data_path=str(tmp_path / "train"), image_size=8, eval_data_path="")
+    with pytest.raises(ConfigError, match=r"imagenet2012 \(.*train\) has 3 classes but class_num is 10; "
+                                          r"set class_num: 3"):
+        Runtime(_tiny(tmp_path / "run", **kw)).sources()
+    train, test = Runtime(_tiny(tmp_path / "run", class_num=3, **kw)).sources()
+    assert (train.num_classes, test.num_classes, len(train), len(test)) == (3, 3, 6, 6)
+    kw["eval_data_path"] = str(tmp_path / "val")
+    with pytest.raises(ConfigError, match="has 2 class folders, data_path .* has 3"):
+        Runtime(_tiny(tmp_path / "run", class_num=3, **kw)).sources()
