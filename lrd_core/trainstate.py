@@ -67,6 +67,39 @@ class TrainState:
                                 f"data, batch size and epochs, or start a new output directory")
 
 
+def _plan_layers(plan) -> Dict[str, tuple]:
+    return {} if plan is None else {lp.name: (lp.method, tuple(lp.ranks or ())) for lp in plan.layers}
+
+
+def check_same_plan(checkpoint_dir: str, plan, plan_file: str = "plan.json") -> None:
+    """Refuse to resume ``checkpoint_dir`` when it was written for another plan than ``plan``.
+
+    The plan stored next to the checkpoint (none for an uncompressed net) must name the same
+    layers with the same methods and ranks as the current run's plan (None = uncompressed).
+
+    Raises
+    ------
+    MismatchError
+        Naming the first layer that differs.
+    """
+    from .plan import Plan
+
+    path = os.path.join(checkpoint_dir, plan_file)
+    stored = Plan.from_json(path) if os.path.isfile(path) else None
+    old, new = _plan_layers(stored), _plan_layers(plan)
+    if old == new:
+        return
+    if not old or not new:
+        what = ("it holds an uncompressed net, this run trains a compressed one" if not old
+                else "it holds a compressed net, this run trains an uncompressed one")
+    else:
+        name = next(n for n in list(old) + list(new) if old.get(n) != new.get(n))
+        show = lambda v: "absent" if v is None else f"{v[0]} ranks {list(v[1])}"  # noqa: E731
+        what = f"layer {name}: {show(old.get(name))} there, {show(new.get(name))} in this run"
+    raise MismatchError(f"checkpoint dir {checkpoint_dir} was written for another plan ({what}); use a fresh "
+                        f"output_path or resume: false")
+
+
 def write_json(obj, path: str) -> str:
     """Write JSON atomically."""
     with atomic_file(path, suffix=".json") as tmp:

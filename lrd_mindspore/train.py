@@ -22,8 +22,8 @@ from lrd_core import freezing
 from lrd_core.errors import ConfigError, MismatchError
 from lrd_core.io import atomic_dir
 from lrd_core.plan import Plan
-from lrd_core.trainstate import (Monitor, TrainState, checkpoint_name, clear_checkpoints, latest_checkpoint,
-                                 prune_checkpoints, read_state, write_json)
+from lrd_core.trainstate import (Monitor, TrainState, check_same_plan, checkpoint_name, clear_checkpoints,
+                                 latest_checkpoint, prune_checkpoints, read_state, write_json)
 from lrd_data import ArrayData, Loader
 from lrd_data.loader import eval_loader
 
@@ -316,6 +316,7 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
     last = latest_checkpoint(out_dir) if (out_dir and resume) else None
     if last:
         read_state(last).check_compatible(epochs, steps_per_epoch, last)
+        check_same_plan(last, plan, PLAN)
         try:
             state = load_checkpoint(last, net, steps)
         except (RuntimeError, ValueError, KeyError) as exc:

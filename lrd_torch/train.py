@@ -18,8 +18,8 @@ from lrd_core import freezing
 from lrd_core.errors import ConfigError, MismatchError
 from lrd_core.io import atomic_dir
 from lrd_core.plan import Plan
-from lrd_core.trainstate import (Monitor, TrainState, checkpoint_name, clear_checkpoints, latest_checkpoint,
-                                 prune_checkpoints, read_state, write_json)
+from lrd_core.trainstate import (Monitor, TrainState, check_same_plan, checkpoint_name, clear_checkpoints,
+                                 latest_checkpoint, prune_checkpoints, read_state, write_json)
 from lrd_data import ArrayData, Loader
 from lrd_data.loader import eval_loader
 
@@ -156,7 +156,8 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
     freeze : str, dict or FreezeConfig, optional
         ``none`` / ``sequential`` / ``regular`` freezing of factor layers (:mod:`lrd_core.freezing`).
     out_dir : str, optional
-        Where checkpoints ``ckpt-<step>/`` go; with ``resume`` the newest one is continued.
+        Where checkpoints ``ckpt-<step>/`` go; with ``resume`` the newest one is continued (it must
+        have been written for the same plan, epochs and steps per epoch: else MismatchError).
     save_every_steps, save_every_epochs, keep : int
         Checkpoint cadence (0 = off) and how many to keep.
     eval_data : optional
@@ -185,6 +186,7 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
     last = latest_checkpoint(out_dir) if (out_dir and resume) else None
     if last:
         read_state(last).check_compatible(epochs, steps, last)
+        check_same_plan(last, plan, PLAN)
         try:
             state = load_checkpoint(last, model, optimizer)
         except (RuntimeError, ValueError, KeyError) as exc:

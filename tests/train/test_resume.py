@@ -8,7 +8,7 @@ from lrd_core.freezing import FreezeConfig
 from lrd_core.trainstate import list_checkpoints, read_state
 from lrd_data import Loader
 
-from .helpers import compressed_tiny, params, tiny_data, train_module
+from .helpers import compressed_tiny, params, tiny_data, tiny_model, train_module
 
 
 class Killed(Exception):
@@ -89,3 +89,25 @@ def test_mindspore_native_dataset_trains_and_resumes(lrd_mindspore, tmp_path):
                                           log=None)
     assert res["resumed_from"] == 1 and res["global_step"] == 6 and res["steps_per_epoch"] == 3
     assert [h["epoch"] for h in res["history"]] == [1, 2]
+
+
+def test_resume_refuses_a_checkpoint_of_another_plan(fw, tmp_path):
+    from lrd_core.errors import MismatchError
+
+    out = str(tmp_path / "run")
+    fit = train_module(fw).fit
+    model, plan = compressed_tiny(fw, ratio=1.5)
+    fit(model, Loader(tiny_data(32), 16, seed=3), np.full(2, 0.05, np.float32), 1, plan=plan, out_dir=out, log=None)
+    other, other_plan = compressed_tiny(fw, ratio=3.0)
+    changed = [lp.name for lp in other_plan.layers if lp.ranks != plan[lp.name].ranks]
+    assert changed                                                   # the two plans differ in ranks
+    with pytest.raises(MismatchError, match=f"written for another plan \\(layer {changed[0]}: .* ranks .* there, "
+                                            r".* in this run\); use a fresh output_path or resume: false"):
+        fit(other, Loader(tiny_data(32), 16, seed=3), np.full(2, 0.05, np.float32), 1, plan=other_plan, out_dir=out,
+            log=None)
+    with pytest.raises(MismatchError, match="it holds a compressed net, this run trains an uncompressed one"):
+        fit(tiny_model(fw), Loader(tiny_data(32), 16, seed=3), np.full(2, 0.05, np.float32), 1, out_dir=out, log=None)
+    model, plan = compressed_tiny(fw, ratio=1.5)                     # the same plan resumes (here: finished run)
+    res = fit(model, Loader(tiny_data(32), 16, seed=3), np.full(2, 0.05, np.float32), 1, plan=plan, out_dir=out,
+              log=None)
+    assert res["resumed_from"] == 2 and res["global_step"] == 2
