@@ -8,7 +8,7 @@ from lrd_core.freezing import FreezeConfig
 from lrd_core.trainstate import list_checkpoints, read_state
 from lrd_data import Loader
 
-from .helpers import compressed_tiny, params, tiny_data, tiny_model, train_module
+from .helpers import compressed_tiny, graph_mode, params, tiny_data, tiny_model, train_module
 
 
 class Killed(Exception):
@@ -26,6 +26,16 @@ def _fit(fw, out, on_step=(), resume=True):
 
 
 def test_resume_after_kill_continues_from_the_right_step(fw, tmp_path):
+    _kill_and_resume(fw, tmp_path)
+
+
+def test_mindspore_resume_in_graph_mode(lrd_mindspore, tmp_path):
+    """The main path: compiled train cells per freezing phase, rebuilt by the resumed process."""
+    with graph_mode(lrd_mindspore):
+        _kill_and_resume(lrd_mindspore, tmp_path)
+
+
+def _kill_and_resume(fw, tmp_path):
     ref_model, ref = _fit(fw, str(tmp_path / "ref"))
 
     def kill(state):
