@@ -11,10 +11,20 @@ from . import commands
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (the subcommands' parsers are of this class too)."""
+    """argparse with one-line usage errors (the subcommands' parsers are of this class too).
+
+    A word no option takes is an error of the (sub)command that got it, naming the closest option.
+    """
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            from .recipe import unknown_option_message
+            self.error(unknown_option_message(extras, list(self._option_string_actions)))
+        return namespace, extras
 
 
 def parser() -> argparse.ArgumentParser:

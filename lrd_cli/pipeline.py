@@ -22,27 +22,13 @@ import time
 from typing import Callable, Optional
 
 from lrd_core.errors import ConfigError
-from lrd_core.multistage import StageConfig, changed_layers, should_continue
+from lrd_core.multistage import changed_layers, should_continue
 
 from . import report
+from .recipe_options import plan_options, stage_config
 from .runtime import WEIGHTS, Runtime
 
 Log = Callable[[str], None]
-
-
-def plan_options(cfg) -> dict:
-    """The ``lrd_X.plan`` keywords of a recipe config."""
-    return dict(mode=cfg.compression_mode, rank_selection=cfg.rank_selection, ratio=cfg.compression_ratio,
-                final_dense_ratio=cfg.final_dense_ratio or None, rank_multiple=cfg.rank_quantization,
-                vbmf_weakening=cfg.vbmf_weakening, energy=cfg.energy, include=list(cfg.include),
-                exclude=list(cfg.exclude))
-
-
-def stage_config(cfg) -> StageConfig:
-    """The multi-stage options of a recipe config."""
-    return StageConfig(rank_selection=cfg.stage_rank_selection, vbmf_weakening=cfg.stage_vbmf_weakening,
-                       ratios=tuple(float(r) for r in cfg.stage_ratios), ratio_step=cfg.stage_ratio_step,
-                       target_ratio=cfg.target_ratio or None, max_stages=cfg.stages)
 
 
 def is_compressed_dir(path: str) -> bool:

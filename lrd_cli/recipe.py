@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from lrd_core.config import PlanConfig
 from lrd_core.errors import ConfigError
+from lrd_core.modes import MODES
+from lrd_core.schedule import SCHEDULES
+
+from .recipe_options import (FREEZE_KEYS, PLAN_KEYS, STAGE_KEYS, check_built, check_schedule, freeze_config,
+                             plan_options, stage_config)
 
 # key: (default, help). Types come from the defaults (None -> str, list -> comma-separated).
 SCHEMA: Dict[str, Tuple[object, str]] = {
@@ -109,6 +117,36 @@ def _bool(text) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _int(text) -> int:
+    """An integer; an integral float (``3.0``) is accepted, ``2.7`` or ``true`` is not (never truncated)."""
+    if isinstance(text, bool):
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if isinstance(text, int):
+        return text
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def _float(text) -> float:
+    if isinstance(text, bool):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _str(text) -> str:
+    if isinstance(text, (list, tuple, dict)):
+        raise argparse.ArgumentTypeError(f"expected a single value, got {text!r}")
+    return str(text)
+
+
 def _list(text) -> List[str]:
     if isinstance(text, (list, tuple)):
         return [str(v) for v in text]
@@ -120,15 +158,58 @@ def _type(default):
         return _bool
     if isinstance(default, list):
         return _list
-    if isinstance(default, (int, float)):
-        return type(default)
-    return str
+    if isinstance(default, int):
+        return _int
+    if isinstance(default, float):
+        return _float
+    return _str
+
+
+def coerce(key: str, value, source: str = "config"):
+    """``value`` as the type of schema key ``key``; ConfigError naming the key when it cannot be.
+
+    An empty value (YAML ``key:`` or None) is allowed only for keys whose default is empty
+    (paths, lists) and then means that empty default.
+    """
+    default = SCHEMA[key][0]
+    if value is None:
+        if default == "" or isinstance(default, list):
+            return type(default)()
+        raise ConfigError(f"{source}: key {key!r} has no value; give one (default: {default!r}) or remove the key")
+    try:
+        return _type(default)(value)
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise ConfigError(f"{source}: key {key!r} = {value!r}: {exc}") from None
 
 
 def unknown_key_error(key: str, source: str) -> ConfigError:
     near = difflib.get_close_matches(key, list(SCHEMA), n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     return ConfigError(f"{source}: unknown config key {key!r}{hint}; the known keys are listed by --help")
+
+
+def unknown_option_message(extras: Sequence[str], options: Sequence[str]) -> str:
+    """One line for command-line words no option took: the first unknown ``--flag`` and the
+    closest known option (``difflib``; dashes and underscores count as equal)."""
+    flags = [a for a in extras if a.startswith("-")]
+    if not flags:
+        return f"unrecognized arguments: {' '.join(extras)}"
+    flag = flags[0].split("=", 1)[0]
+    longs = [o for o in options if o.startswith("--")]
+    norm = {o.lstrip("-").replace("-", "_"): o for o in reversed(longs)}    # the --key_with_underscores form
+    near = difflib.get_close_matches(flag.lstrip("-").replace("-", "_"), list(norm), n=1)
+    if near and "-" in flag.lstrip("-") and "--" + near[0].replace("_", "-") in longs:
+        hint = f" (did you mean --{near[0].replace('_', '-')}?)"             # answer in the spelling used
+    else:
+        hint = f" (did you mean {norm[near[0]]}?)" if near else ""
+    return f"unknown option {flag}{hint}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises ConfigError (one line) instead of printing the usage and exiting."""
+
+    def error(self, message: str):
+        raise ConfigError(message)
 
 
 def read_yaml(path: str) -> dict:
@@ -150,13 +231,7 @@ def read_yaml(path: str) -> dict:
         for key in doc:
             if key not in SCHEMA:
                 raise unknown_key_error(key, path)
-    values = {}
-    for key, value in docs[0].items():
-        try:
-            values[key] = None if value is None else _type(SCHEMA[key][0])(value)
-        except (ValueError, argparse.ArgumentTypeError) as exc:
-            raise ConfigError(f"{path}: key {key!r} = {value!r}: {exc}") from None
-    return values
+    return {key: coerce(key, value, path) for key, value in docs[0].items()}
 
 
 def add_arguments(p: argparse.ArgumentParser, defaults: Optional[dict] = None, suppress: bool = False) -> None:
@@ -180,18 +255,23 @@ def add_arguments(p: argparse.ArgumentParser, defaults: Optional[dict] = None, s
 
 def parse(argv: Optional[Sequence[str]] = None, description: str = "", defaults: Optional[dict] = None,
           prog: Optional[str] = None) -> argparse.Namespace:
-    """ModelZoo-style parsing: ``--config_path FILE`` (YAML) then flags; unknown keys are errors."""
-    pre = argparse.ArgumentParser(add_help=False)
+    """ModelZoo-style parsing: ``--config_path FILE`` (YAML) then flags.
+
+    Unknown keys and flags, abbreviated flags (``--lr_ma``) and bad values raise ConfigError.
+    """
+    pre = _Parser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config_path", "--config", dest="config_path", default=None)
     known, _ = pre.parse_known_args(argv)
     values = dict(defaults or {})
     if known.config_path:
         values.update(read_yaml(known.config_path))
-    p = argparse.ArgumentParser(prog=prog, description=description)
+    p = _Parser(prog=prog, description=description, allow_abbrev=False)
     p.add_argument("--config_path", "--config", dest="config_path", default=known.config_path,
                    help="recipe YAML file (keys as below)")
     add_arguments(p, values)
-    args = p.parse_args(argv)
+    args, extras = p.parse_known_args(argv)
+    if extras:
+        raise ConfigError(unknown_option_message(extras, list(p._option_string_actions)))
     return validate(args)
 
 
@@ -223,11 +303,16 @@ CHOICES = {
     "data_backend": ("auto", "native", "numpy"), "augment": ("auto", "none", "crop_flip"),
     "stem": ("imagenet", "cifar"), "freeze": ("none", "sequential", "regular"), "freeze_unit": ("epoch", "step"),
     "stage_rank_selection": ("vbmf", "pr"), "file_format": ("MINDIR", "ONNX"), "progress": ("auto", "true", "false"),
+    "compression_mode": tuple(MODES), "rank_selection": ("pr", "vbmf", "energy"),
+    "lr_decay_mode": tuple(SCHEDULES), "finetune_lr_decay_mode": tuple(SCHEDULES),
 }
 
-
 def validate(cfg: argparse.Namespace) -> argparse.Namespace:
-    """Check value choices and ranges that argparse types cannot express."""
+    """Coerce every key to its schema type and check everything the run will build from the config
+    (choices, ranges, both LR schedules, the plan, freezing and multi-stage options), so that a bad
+    value fails at parse time with one message naming the key, not after hours of training."""
+    for key in SCHEMA:
+        setattr(cfg, key, coerce(key, getattr(cfg, key)))
     for key, allowed in CHOICES.items():
         value = getattr(cfg, key)
         if value not in allowed:
@@ -240,4 +325,19 @@ def validate(cfg: argparse.Namespace) -> argparse.Namespace:
                 "save_checkpoint_steps", "save_checkpoint_epochs", "train_limit", "eval_limit", "log_every"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
+    for key, low, high in (("momentum", 0.0, 1.0), ("label_smooth_factor", 0.0, 1.0), ("weight_decay", 0.0, math.inf)):
+        value = getattr(cfg, key)
+        if not (low <= value < high):
+            raise ConfigError(f"config key {key!r} must be in [{low}, {high}), got {value!r}")
+    check_schedule(cfg, "")
+    check_schedule(cfg, "finetune_")
+    defaults = {k: v for k, (v, _) in SCHEMA.items()}
+    check_built(cfg, PLAN_KEYS, lambda c: PlanConfig(**plan_options(c)), defaults)
+    for pattern in list(cfg.include) + list(cfg.exclude):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"config key include/exclude: {pattern!r} is not a regular expression ({exc})") from None
+    check_built(cfg, STAGE_KEYS, stage_config, defaults)
+    check_built(cfg, FREEZE_KEYS, freeze_config, defaults)
     return cfg

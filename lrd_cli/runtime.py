@@ -22,6 +22,7 @@ from lrd_core.schedule import epoch_schedule  # noqa: E402
 from lrd_data import AUGMENTS, ArrayData, ImageFolder, Loader, load_cifar10, load_digits  # noqa: E402
 
 from .common import adapter, check_finite  # noqa: E402
+from .recipe_options import freeze_config  # noqa: E402
 
 WEIGHTS = {"mindspore": "model.ckpt", "torch": "model.pt"}
 
@@ -158,9 +159,7 @@ class Runtime:
                               g("lr_init"), g("lr_end"), g("warmup_epochs"))
 
     def freeze(self) -> FreezeConfig:
-        c = self.cfg
-        return FreezeConfig(policy=c.freeze, every=c.freeze_every, unit=c.freeze_unit,
-                            order=tuple(c.freeze_order), frozen=tuple(c.freeze_regular))
+        return freeze_config(self.cfg)
 
     def fit(self, model, data, lr, epochs: int, out_dir: str, eval_data=None, plan=None, freeze=None,
             log=print) -> dict:

@@ -32,7 +32,8 @@ def add(sub) -> None:
     """Register the training subcommands on the ``lrd`` parser."""
     for name, (text, defaults) in COMMANDS.items():
         p = sub.add_parser(name, help=text, description=f"{text}. Keys not given come from --config, "
-                           f"then from the built-in defaults.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           f"then from the built-in defaults.", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                           allow_abbrev=False)          # --lr_ma is an error, not --lr_max
         p.add_argument("--config", "--config_path", dest="config_path", default=None,
                        help="recipe YAML file (e.g. modelzoo/resnet/config/resnet18_digits_cpu.yaml)")
         p.add_argument("--out", dest="output_path", default=argparse.SUPPRESS, help="run directory (= --output_path)")

@@ -52,6 +52,68 @@ def test_bad_values(values, words):
         recipe.namespace(**values)
 
 
+@pytest.mark.parametrize("flags, words", [
+    (["--freeze_order", "first,middle"], r"config key 'freeze_order' = \['first', 'middle'\]: freeze order must list "
+                                         r"distinct positions"),
+    (["--freeze_regular", "first,first"], "config key 'freeze_regular'"),
+    (["--stage_vbmf_weakening", "3"], r"config key 'stage_vbmf_weakening' = 3.0: stage vbmf_weakening must be in "
+                                      r"\(0, 1\]"),
+    (["--stage_ratios", "3,2"], r"config key 'stage_ratios' = \['3', '2'\]: stage ratios must be > 1 and "
+                                r"non-decreasing"),
+    (["--compression_ratio", "0.5"], "config key 'compression_ratio' = 0.5: ratio must be a number > 1"),
+    (["--final_dense_ratio", "0.9"], "config key 'final_dense_ratio' = 0.9"),
+    (["--compression_mode", "mode9"], "config key 'compression_mode' = 'mode9'; choose one of vanilla, mode1"),
+    (["--rank_selection", "foo"], "config key 'rank_selection' = 'foo'; choose one of pr, vbmf, energy"),
+    (["--rank_quantization", "0"], "config key 'rank_quantization' = 0: rank_multiple must be a positive integer"),
+    (["--finetune_lr_max", "0"], "config key 'finetune_lr_max' must be > 0, got 0.0"),
+    (["--lr_end", "-1"], "config key 'lr_end' must be >= 0"),
+    (["--finetune_lr_decay_mode", "exp"], "config key 'finetune_lr_decay_mode' = 'exp'; choose one of linear, cosine"),
+    (["--include", "layer1.(0"], r"'layer1.\(0' is not a regular expression"),
+    (["--momentum", "1.5"], r"config key 'momentum' must be in \[0.0, 1.0\)"),
+])
+def test_bad_values_fail_at_parse_time_naming_the_key(flags, words):
+    """What the run builds after the original training (plan, stages, freezing, fine-tune LR) is
+    checked when the config is read."""
+    with pytest.raises(ConfigError, match=words):
+        recipe.parse(flags)
+
+
+def test_flags_are_not_abbreviated_and_unknown_ones_name_the_closest(tmp_path, capsys):
+    with pytest.raises(ConfigError, match=r"^unknown option --lr_ma \(did you mean --lr_max\?\)$"):
+        recipe.parse(["--lr_ma", "0.5"])
+    with pytest.raises(ConfigError, match=r"^unknown option --finetune-lr-mx \(did you mean --finetune-lr-max\?\)$"):
+        recipe.parse(["--finetune-lr-mx=0.5"])
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--lr_ma", "0.5", "--out", str(tmp_path / "run")])
+    assert exc.value.code == 2 and not (tmp_path / "run").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lrd train: error: unknown option --lr_ma (did you mean --lr_max?) (see lrd train --help)"]
+    with pytest.raises(SystemExit):
+        main(["finetune", "--freeze_ord", "first"])
+    assert "unknown option --freeze_ord (did you mean --freeze_order?)" in capsys.readouterr().err
+
+
+def test_empty_yaml_values_and_integer_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("batch_size:\n")
+    with pytest.raises(ConfigError, match=f"{path}: key 'batch_size' has no value; give one \\(default: 64\\)"):
+        recipe.parse(["--config", str(path)])
+    path.write_text("pre_trained:\ninclude:\nepoch_size: 3.0\n")             # empty path / list: the empty default
+    cfg = recipe.parse(["--config", str(path)])
+    assert (cfg.pre_trained, cfg.include, cfg.epoch_size) == ("", [], 3) and type(cfg.epoch_size) is int
+    path.write_text("epoch_size: 2.7\n")
+    with pytest.raises(ConfigError, match=f"{path}: key 'epoch_size' = 2.7: expected an integer, got 2.7"):
+        recipe.read_yaml(str(path))
+    path.write_text("epoch_size: true\n")
+    with pytest.raises(ConfigError, match="expected an integer, got True"):
+        recipe.read_yaml(str(path))
+    with pytest.raises(ConfigError, match="argument --epoch_size/--epoch-size: expected an integer, got '2.7'"):
+        recipe.parse(["--epoch_size", "2.7"])
+    with pytest.raises(ConfigError, match="key 'lr_max' has no value"):
+        recipe.namespace(lr_max=None)
+    assert recipe.namespace(batch_size=32.0).batch_size == 32
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
 def test_shipped_configs_are_valid(path):
     values = recipe.read_yaml(path)

@@ -1,0 +1,73 @@
+"""The option objects a run builds from a recipe config (plan, multi-stage, freezing, LR schedules)
+and the checks that build them at parse time, so a bad value fails before any training."""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Dict
+
+from lrd_core.errors import ConfigError
+from lrd_core.freezing import FreezeConfig
+from lrd_core.multistage import StageConfig
+from lrd_core.schedule import epoch_schedule
+
+# recipe key -> field of the option object the run builds from it
+PLAN_KEYS = {"compression_mode": "mode", "rank_selection": "rank_selection", "compression_ratio": "ratio",
+             "final_dense_ratio": "final_dense_ratio", "rank_quantization": "rank_multiple",
+             "vbmf_weakening": "vbmf_weakening", "energy": "energy", "include": "include", "exclude": "exclude"}
+STAGE_KEYS = {"stage_rank_selection": "rank_selection", "stage_vbmf_weakening": "vbmf_weakening",
+              "stage_ratios": "ratios", "stage_ratio_step": "ratio_step", "target_ratio": "target_ratio",
+              "stages": "max_stages"}
+FREEZE_KEYS = {"freeze": "policy", "freeze_every": "every", "freeze_unit": "unit", "freeze_order": "order",
+               "freeze_regular": "frozen"}
+
+
+def plan_options(cfg) -> dict:
+    """The ``lrd_X.plan`` keywords (:class:`lrd_core.config.PlanConfig` fields) of a recipe config."""
+    return dict(mode=cfg.compression_mode, rank_selection=cfg.rank_selection, ratio=cfg.compression_ratio,
+                final_dense_ratio=cfg.final_dense_ratio or None, rank_multiple=cfg.rank_quantization,
+                vbmf_weakening=cfg.vbmf_weakening, energy=cfg.energy, include=list(cfg.include),
+                exclude=list(cfg.exclude))
+
+
+def stage_config(cfg) -> StageConfig:
+    """The multi-stage options of a recipe config."""
+    return StageConfig(rank_selection=cfg.stage_rank_selection, vbmf_weakening=cfg.stage_vbmf_weakening,
+                       ratios=tuple(float(r) for r in cfg.stage_ratios), ratio_step=cfg.stage_ratio_step,
+                       target_ratio=cfg.target_ratio or None, max_stages=cfg.stages)
+
+
+def freeze_config(cfg) -> FreezeConfig:
+    """The factor-freezing options of a recipe config."""
+    return FreezeConfig(policy=cfg.freeze, every=cfg.freeze_every, unit=cfg.freeze_unit,
+                        order=tuple(cfg.freeze_order), frozen=tuple(cfg.freeze_regular))
+
+
+def check_built(cfg, keys: Dict[str, str], build, defaults: Dict[str, object]) -> None:
+    """Build an option object from ``cfg`` (``build``) and blame the recipe key of a failure.
+
+    Each key is tried alone (the other keys at their ``defaults``) so the message names it; then
+    all together.
+    """
+    for key in keys:
+        try:
+            build(argparse.Namespace(**{**{k: defaults[k] for k in keys}, key: getattr(cfg, key)}))
+        except (ConfigError, ValueError, TypeError) as exc:
+            raise ConfigError(f"config key {key!r} = {getattr(cfg, key)!r}: {exc}") from None
+    try:
+        build(cfg)
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise ConfigError(f"config keys {', '.join(keys)}: {exc}") from None
+
+
+def check_schedule(cfg, prefix: str) -> None:
+    """Check the LR keys ``<prefix>lr_*`` / ``<prefix>warmup_epochs`` as :mod:`lrd_core.schedule` will use them."""
+    for name in ("lr_init", "lr_max", "lr_end", "warmup_epochs"):
+        key, value = prefix + name, getattr(cfg, prefix + name)
+        if not math.isfinite(value) or value < 0 or (name == "lr_max" and value <= 0):
+            raise ConfigError(f"config key {key!r} must be {'> 0' if name == 'lr_max' else '>= 0'}, got {value!r}")
+    g = lambda k: getattr(cfg, prefix + k)  # noqa: E731
+    try:
+        epoch_schedule(g("lr_decay_mode"), 1, 1, g("lr_max"), g("lr_init"), g("lr_end"), g("warmup_epochs"))
+    except ConfigError as exc:
+        raise ConfigError(f"config keys {prefix}lr_*: {exc}") from None
