@@ -102,50 +102,16 @@ class Runtime:
         return int(sum(v.size for k, v in self.fw.state_to_numpy(model).items() if not is_num_batches(k)))
 
     # ------------------------------------------------------------------------------ data
-    def _limit(self, data, n: int):
-        return data.take(n) if n and isinstance(data, ArrayData) and n < len(data) else data
-
     def sources(self):
         """(train, eval) loader sources (ArrayData or lazily decoded folders)."""
-        c = self.cfg
-        if c.dataset == "digits":
-            train, test = load_digits(size=c.image_size, seed=c.seed)
-        elif c.dataset == "cifar10":
-            if not c.data_path:
-                raise ConfigError("dataset cifar10 needs data_path (the cifar-10-batches-bin directory)")
-            train, test = load_cifar10(c.data_path, True), load_cifar10(c.eval_data_path or c.data_path, False)
-        else:
-            if not c.data_path:
-                raise ConfigError("dataset imagenet2012 needs data_path (train/ class folders) and eval_data_path")
-            train = ImageFolder(c.data_path, c.image_size, train=True, seed=c.seed)
-            test = ImageFolder(c.eval_data_path or c.data_path, c.image_size, train=False)
-            if test.classes != train.classes:
-                raise ConfigError(f"eval_data_path {c.eval_data_path} has {len(test.classes)} class folders, "
-                                  f"data_path {c.data_path} has {len(train.classes)} (or other names); both need "
-                                  f"the same class folders")
-        if train.num_classes != c.class_num:
-            where = f" ({c.data_path})" if c.dataset == "imagenet2012" else ""
-            raise ConfigError(f"dataset {c.dataset}{where} has {train.num_classes} classes but class_num is "
-                              f"{c.class_num}; set class_num: {train.num_classes}")
-        return self._limit(train, c.train_limit), self._limit(test, c.eval_limit)
+        return sources(self.cfg)
 
     def native(self) -> bool:
-        c = self.cfg
-        if self.name != "mindspore" or c.dataset == "digits" or c.data_backend == "numpy":
-            return False
-        return c.data_backend == "native" or c.device_target != "CPU"
+        return native(self.cfg)
 
     def train_data(self, source):
-        """What ``fit`` consumes: a Loader (shared order) or a native MindSpore dataset."""
-        c = self.cfg
-        if self.native():
-            from lrd_mindspore import data as D
-            if c.dataset == "cifar10":
-                return D.cifar10(c.data_path, c.batch_size, True, self.dist.rank, self.dist.world, seed=c.seed)
-            return D.imagenet(c.data_path, c.batch_size, True, c.image_size, self.dist.rank, self.dist.world, seed=c.seed)
-        aug = c.augment if c.augment != "auto" else ("crop_flip" if c.dataset == "cifar10" else "none")
-        return Loader(source, c.batch_size, shuffle=True, seed=c.seed, rank=self.dist.rank, world=self.dist.world,
-                      augment=AUGMENTS[aug])
+        """What ``fit`` consumes: a Loader (shared order) or a native MindSpore dataset (this rank's slice)."""
+        return train_data(self.cfg, source, self.dist.rank, self.dist.world)
 
     @staticmethod
     def steps_per_epoch(data) -> int:
@@ -174,3 +140,57 @@ class Runtime:
 
     def evaluate(self, model, data) -> float:
         return float(self.train.evaluate(model, data, self.cfg.eval_batch_size))
+
+
+# ---------------------------------------------------------------------------------- data (no framework set-up)
+def _limit(data, n: int):
+    return data.take(n) if n and isinstance(data, ArrayData) and n < len(data) else data
+
+
+def sources(c):
+    """(train, eval) loader sources of recipe config ``c`` (ArrayData or lazily decoded folders).
+
+    Raises
+    ------
+    ConfigError
+        A missing ``data_path``, or a dataset whose class count is not ``class_num``.
+    """
+    if c.dataset == "digits":
+        train, test = load_digits(size=c.image_size, seed=c.seed)
+    elif c.dataset == "cifar10":
+        if not c.data_path:
+            raise ConfigError("dataset cifar10 needs data_path (the cifar-10-batches-bin directory)")
+        train, test = load_cifar10(c.data_path, True), load_cifar10(c.eval_data_path or c.data_path, False)
+    else:
+        if not c.data_path:
+            raise ConfigError("dataset imagenet2012 needs data_path (train/ class folders) and eval_data_path")
+        train = ImageFolder(c.data_path, c.image_size, train=True, seed=c.seed)
+        test = ImageFolder(c.eval_data_path or c.data_path, c.image_size, train=False)
+        if test.classes != train.classes:
+            raise ConfigError(f"eval_data_path {c.eval_data_path} has {len(test.classes)} class folders, "
+                              f"data_path {c.data_path} has {len(train.classes)} (or other names); both need "
+                              f"the same class folders")
+    if train.num_classes != c.class_num:
+        where = f" ({c.data_path})" if c.dataset == "imagenet2012" else ""
+        raise ConfigError(f"dataset {c.dataset}{where} has {train.num_classes} classes but class_num is "
+                          f"{c.class_num}; set class_num: {train.num_classes}")
+    return _limit(train, c.train_limit), _limit(test, c.eval_limit)
+
+
+def native(c) -> bool:
+    """Whether recipe config ``c`` trains from a native MindSpore pipeline (else the shared loader)."""
+    if c.framework != "mindspore" or c.dataset == "digits" or c.data_backend == "numpy":
+        return False
+    return c.data_backend == "native" or c.device_target != "CPU"
+
+
+def train_data(c, source, rank: int = 0, world: int = 1):
+    """Rank ``rank``'s slice (of ``world``) of every global training batch: a Loader over ``source``
+    or, when :func:`native`, a sharded MindSpore dataset read from ``data_path``."""
+    if native(c):
+        from lrd_mindspore import data as D
+        if c.dataset == "cifar10":
+            return D.cifar10(c.data_path, c.batch_size, True, rank, world, seed=c.seed)
+        return D.imagenet(c.data_path, c.batch_size, True, c.image_size, rank, world, seed=c.seed)
+    aug = c.augment if c.augment != "auto" else ("crop_flip" if c.dataset == "cifar10" else "none")
+    return Loader(source, c.batch_size, shuffle=True, seed=c.seed, rank=rank, world=world, augment=AUGMENTS[aug])
