@@ -9,7 +9,7 @@ Run directory (``output_path``)::
     finetune/            ckpt-*/ of the fine-tune (stage k > 1: finetune_stage<k>/)
     finetuned/           plan.json + weights of the final net (stage k > 1: stage<k>/)
     export/<file_name>.mindir|onnx
-    summary.json, curves.png
+    summary.json (lrd train / train.py: train_summary.json), curves.png
 
 Every step resumes: re-running a killed run continues the interrupted training from its newest
 checkpoint (same plan, optimizer state and LR position) and redoes only the cheap steps.
@@ -156,7 +156,8 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
         export: bool = True) -> dict:
     """The whole pipeline for a recipe config; returns the summary (also written to summary.json).
 
-    ``only_train`` stops after the original training (``lrd train``; writes train_summary.json).
+    ``only_train`` stops after the original training (``lrd train``; writes train_summary.json and
+    curves.png).
     A compressed-model directory as ``checkpoint_path`` skips training and decomposition, re-calibrates
     BatchNorm (``bn_recalibration_batches``, as right after a decomposition) and fine-tunes it (and
     its further stages).
@@ -186,13 +187,13 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
             f"{cfg.image_size}x{cfg.image_size} in {rt.name}")
         model, orig = train_original(rt, train_src, eval_src, say)
         if only_train:
-            summary = {"framework": rt.name, "model": cfg.net_name, "accuracy_original": orig["accuracy"],
+            summary = {"framework": rt.name, "model": cfg.net_name, "data": f"{cfg.dataset} {cfg.image_size}x"
+                       f"{cfg.image_size}", "accuracy_original": orig["accuracy"],
                        "params_original": orig["params"], "step_ms_original": _timing(orig["fit"]),
                        "checkpoint": os.path.abspath(_path(rt, "original", WEIGHTS[rt.name])),
                        "runs": [_run("original", orig["fit"], None)], "seconds_total": time.perf_counter() - t_start}
             if rt.is_main:
-                from lrd_core.trainstate import write_json
-                write_json(summary, _path(rt, "train_summary.json"))
+                report.write(summary, cfg.output_path, "train_summary.json")       # + curves.png
             return summary
         say(f"[{next(step)}/{n_steps}] decomposing: {cfg.compression_mode}, {cfg.rank_selection} "
             f"{cfg.compression_ratio}x, final dense {cfg.final_dense_ratio or cfg.compression_ratio}x, "

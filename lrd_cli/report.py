@@ -36,9 +36,9 @@ def table(s: dict) -> str:
     return "\n".join(lines)
 
 
-def write(summary: dict, out_dir: str) -> str:
-    """Write ``summary.json`` (atomically) and ``curves.png``; returns the JSON path."""
-    path = write_json(summary, os.path.join(out_dir, "summary.json"))
+def write(summary: dict, out_dir: str, name: str = "summary.json") -> str:
+    """Write ``name`` (JSON, atomically) and ``curves.png`` in ``out_dir``; returns the JSON path."""
+    path = write_json(summary, os.path.join(out_dir, name))
     try:
         plot(summary, os.path.join(out_dir, "curves.png"))
     except ImportError:      # matplotlib is a dependency, but a plot must never fail a run

@@ -28,6 +28,8 @@ def test_cli_chain_and_modelzoo_scripts(tmp_path):
     assert main(["train", *TINY, "--epoch_size", "1", "--out", run]) == 0
     trained = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert os.path.isfile(trained["checkpoint"]) and not os.path.exists(os.path.join(run, "compressed"))
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [len(r["curve"]) for r in trained["runs"]] == [3]          # 96 images / 32 = 3 steps, all plotted
 
     assert main(["finetune", *TINY, "--pre_trained", trained["checkpoint"], "--rank-quantization", "2",
                  "--freeze", "regular", "--finetune_epoch_size", "1", "--out", run]) == 0
