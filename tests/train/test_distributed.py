@@ -1,4 +1,5 @@
-"""Data-parallel training for real on CPU: torch DDP (2 gloo processes) and MindSpore msrun (2 workers).
+"""Data-parallel training for real on CPU: torch DDP (2 gloo processes, from mp.spawn and from torchrun)
+and MindSpore msrun (2 workers).
 
 Both ranks must end with identical weights, equal to one process trained on the full batch
 (gradients averaged), with sequential freezing switching the trainable set every 1 (torch) or 2
@@ -53,6 +54,19 @@ def test_torch_ddp_two_processes_equal_one_process_on_the_full_batch(lrd_torch, 
     from .ddp_worker import run
 
     mp.spawn(run, args=(2, _port(), str(tmp_path), 1), nprocs=2, join=True)
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
+    _compare(ranks, *_single(lrd_torch, every=1))
+
+
+def test_torchrun_two_processes_equal_one_process_on_the_full_batch(lrd_torch, tmp_path):
+    """What ``FRAMEWORK=torch scripts/run_distribute_train.sh`` does: torchrun starts the ranks."""
+    bin_dir = os.path.dirname(sys.executable)
+    cmd = [os.path.join(bin_dir, "torchrun"), "--nnodes", "1", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_port()), "-m", "tests.train.ddp_worker", str(tmp_path), "1"]
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
     _compare(ranks, *_single(lrd_torch, every=1))
 
