@@ -32,7 +32,8 @@ def test_checkpoint_path_that_is_not_a_compressed_directory_is_refused_before_an
     for bad in (weights, weights / "model.pt", plan_only, tmp_path / "missing"):
         out = tmp_path / "run"
         with pytest.raises(ConfigError, match=f"checkpoint_path {bad} is not a compressed-model directory "
-                                              r"\(plan.json \+ weights\).*give an uncompressed checkpoint as pre_trained"):
+                                              r"\(plan.json \+ weights\).*give an uncompressed checkpoint as "
+                                              r"pre_trained"):
             pipeline.run(_tiny(out, checkpoint_path=str(bad)), log=lambda *_: None)
         assert not out.exists()                                     # nothing trained, nothing written
     assert main(["finetune", "--framework", "torch", "--checkpoint_path", str(weights),
@@ -82,7 +83,8 @@ def test_run_without_original_training_saves_the_original_weights_and_the_demo_p
     """`lrd demo --epochs 0`: original/model.ckpt is written, and the parity check at the end reads it."""
     from lrd_cli import demo
 
-    cfg = _tiny(tmp_path, framework="mindspore", mode_name="PYNATIVE", train_limit=64, eval_limit=64, eval_batch_size=64)
+    cfg = _tiny(tmp_path, framework="mindspore", mode_name="PYNATIVE", train_limit=64, eval_limit=64,
+                eval_batch_size=64)
     summary = pipeline.run(cfg, log=lambda *_: None, extra=demo._parity, export=False)
     initial = lrd_mindspore.models.resnet18(num_classes=10, stem="cifar", width=4, seed=0)
     saved = lrd_mindspore.models.resnet18(num_classes=10, stem="cifar", width=4, seed=1)
