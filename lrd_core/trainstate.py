@@ -148,6 +148,33 @@ def clear_checkpoints(directory: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- logging
+def resume_or_start(out_dir: Optional[str], resume: bool, epochs: int, steps_per_epoch: int, plan,
+                    plan_file: str, load: Callable[[str], "TrainState"], is_main: bool = True):
+    """Continue from the newest checkpoint in ``out_dir`` or start afresh.
+
+    A checkpoint is resumed only if it was written for the same epochs x steps and the same plan;
+    ``load(checkpoint_dir)`` restores weights and optimizer state and returns its TrainState. A
+    fresh run (``resume`` false or no checkpoint) removes stale checkpoints (main process only).
+
+    Returns
+    -------
+    (TrainState, resumed_step or None, checkpoint_dir or None)
+    """
+    last = latest_checkpoint(out_dir) if (out_dir and resume) else None
+    if last is None:
+        if out_dir and is_main:
+            clear_checkpoints(out_dir)
+        return TrainState(epochs, steps_per_epoch), None, None
+    read_state(last).check_compatible(epochs, steps_per_epoch, last)
+    check_same_plan(last, plan, plan_file)
+    try:
+        state = load(last)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise MismatchError(f"checkpoint {last} does not fit this network/optimizer ({str(exc)[:200]}); resume "
+                            f"with the same model and plan, or start a new output directory") from None
+    return state, state.global_step, last
+
+
 class ProgressBar:
     """A one-line progress bar on a terminal (``\\r`` redraw), silent elsewhere."""
 

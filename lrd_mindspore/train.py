@@ -19,11 +19,11 @@ from mindspore import Parameter, ParameterTuple, nn, ops
 from mindspore.train import Callback, Model
 
 from lrd_core import freezing
-from lrd_core.errors import ConfigError, MismatchError
+from lrd_core.errors import ConfigError
 from lrd_core.io import atomic_dir
 from lrd_core.plan import Plan
-from lrd_core.trainstate import (Monitor, TrainState, check_same_plan, checkpoint_name, clear_checkpoints,
-                                 latest_checkpoint, prune_checkpoints, read_state, write_json)
+from lrd_core.trainstate import (Monitor, TrainState, checkpoint_name, prune_checkpoints, read_state,
+                                 resume_or_start, write_json)
 from lrd_data import ArrayData, Loader
 from lrd_data.loader import eval_loader
 
@@ -312,19 +312,8 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
                           f"{epochs * steps_per_epoch}")
     lr = np.asarray(lr[:epochs * steps_per_epoch], np.float32)
     steps = PhaseSteps(net, nn.CrossEntropyLoss(label_smoothing=label_smoothing), lr, momentum, weight_decay)
-    state, resumed = TrainState(epochs, steps_per_epoch), None
-    last = latest_checkpoint(out_dir) if (out_dir and resume) else None
-    if last:
-        read_state(last).check_compatible(epochs, steps_per_epoch, last)
-        check_same_plan(last, plan, PLAN)
-        try:
-            state = load_checkpoint(last, net, steps)
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise MismatchError(f"checkpoint {last} does not fit this network/optimizer ({str(exc)[:200]}); resume "
-                                f"with the same model and plan, or start a new output directory") from None
-        resumed = state.global_step
-    elif out_dir and ctx.is_main:
-        clear_checkpoints(out_dir)            # a fresh run: older checkpoints there are stale
+    state, resumed, last = resume_or_start(out_dir, resume, epochs, steps_per_epoch, plan, PLAN,
+                                           lambda path: load_checkpoint(path, net, steps), ctx.is_main)
     say = log if ctx.is_main else None
     if resumed is not None and say:
         say(f"  resuming from {last} (step {resumed}/{state.total_steps}, epoch {state.epoch + 1})")

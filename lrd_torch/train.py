@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from lrd_core import freezing
-from lrd_core.errors import ConfigError, MismatchError
+from lrd_core.errors import ConfigError
 from lrd_core.io import atomic_dir
 from lrd_core.plan import Plan
-from lrd_core.trainstate import (Monitor, TrainState, check_same_plan, checkpoint_name, clear_checkpoints,
-                                 latest_checkpoint, prune_checkpoints, read_state, write_json)
+from lrd_core.trainstate import (Monitor, TrainState, checkpoint_name, prune_checkpoints, read_state,
+                                 resume_or_start, write_json)
 from lrd_data import ArrayData, Loader
 from lrd_data.loader import eval_loader
 
@@ -182,19 +182,8 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
         raise ConfigError(f"lr schedule has {len(lr)} values, {epochs} epochs x {steps} steps need {epochs * steps}")
     optimizer = make_optimizer(model, momentum, weight_decay)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    state, resumed = TrainState(epochs, steps), None
-    last = latest_checkpoint(out_dir) if (out_dir and resume) else None
-    if last:
-        read_state(last).check_compatible(epochs, steps, last)
-        check_same_plan(last, plan, PLAN)
-        try:
-            state = load_checkpoint(last, model, optimizer)
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise MismatchError(f"checkpoint {last} does not fit this model/optimizer ({str(exc)[:200]}); resume "
-                                f"with the same model and plan, or start a new output directory") from None
-        resumed = state.global_step
-    elif out_dir and ctx.is_main:
-        clear_checkpoints(out_dir)            # a fresh run: older checkpoints there are stale
+    state, resumed, last = resume_or_start(out_dir, resume, epochs, steps, plan, PLAN,
+                                           lambda path: load_checkpoint(path, model, optimizer), ctx.is_main)
     main = ctx.is_main
     say = log if main else None
     if resumed is not None and say:
