@@ -120,29 +120,25 @@ def run_model(args) -> int:
         raise ConfigError(f"--modes: unknown {unknown or 'empty'}; choose from {', '.join(BENCH_MODES)}")
     if "original" not in modes:
         modes = ["original"] + modes
-    result = bench_model.run(args, modes)
+    return _report(args, bench_model.run(args, modes), bench_report.model_markdown, bench_report.model_plot)
+
+
+def _report(args, result: dict, markdown, plot) -> int:
+    """Write the result JSON (and the markdown table / plot when asked) and print the table."""
     result["command"] = command_line()
     write_json(result, args.out)
     if args.markdown:
-        write_text(bench_report.model_markdown(result), args.markdown)
+        write_text(markdown(result), args.markdown)
     if args.plot:
-        bench_report.model_plot(result, args.plot)
-    print(bench_report.model_markdown(result))
+        plot(result, args.plot)
+    print(markdown(result))
     return 0
 
 
 def run_layer(args) -> int:
     from . import bench_layer, bench_report
 
-    result = bench_layer.run(args)
-    result["command"] = command_line()
-    write_json(result, args.out)
-    if args.markdown:
-        write_text(bench_report.layer_markdown(result), args.markdown)
-    if args.plot:
-        bench_report.layer_plot(result, args.plot)
-    print(bench_report.layer_markdown(result))
-    return 0
+    return _report(args, bench_layer.run(args), bench_report.layer_markdown, bench_report.layer_plot)
 
 
 def run_lite(args) -> int:

@@ -169,3 +169,23 @@ def results(timings: Sequence[Timing], phase: str, batch: int, device: str, fram
 def summarise(result_sets: Dict[str, Sequence[LatencyResult]]) -> Dict[str, dict]:
     """``{phase_key: [results]}`` -> plain dicts (for JSON)."""
     return {k: [r.to_dict() for r in v] for k, v in result_sets.items()}
+
+
+def plan_verifier(measure: Callable, with_plan: Callable, model, input_shape, device: str, phases: Sequence[str],
+                  threads: Optional[int] = None, repeat: int = 5, num_classes: Optional[int] = None):
+    """``verify(plan) -> {phase: ratio}``: the compressed network against the original, interleaved.
+
+    ``measure`` is an adapter's ``measure_latency`` and ``with_plan(model, plan)`` builds the
+    compressed variant; ``phases`` are keys such as ``"infer@8"``.
+    """
+    def verify(plan) -> Dict[str, float]:
+        variant = with_plan(model, plan)
+        out = {}
+        for key in phases:
+            phase, batch = parse_phase(key)
+            shape = (batch,) + tuple(input_shape[1:])
+            res = measure([model, variant], shape, device, phase, warmup=1, repeat=repeat, threads=threads,
+                          num_classes=num_classes)
+            out[key] = res[1].ratio
+        return out
+    return verify

@@ -241,17 +241,7 @@ def with_plan(net: nn.Cell, plan: Plan, seed: int = 0) -> nn.Cell:
 def model_verifier(net: nn.Cell, input_shape, device: str, phases: Sequence[str], threads=None,
                    repeat: int = 5, num_classes: Optional[int] = None):
     """``verify(plan) -> {phase: ratio}``: the compressed network against the original, interleaved."""
-    def verify(plan: Plan) -> Dict[str, float]:
-        variant = with_plan(net, plan)
-        out = {}
-        for key in phases:
-            phase, batch = L.parse_phase(key)
-            shape = (batch,) + tuple(input_shape[1:])
-            res = measure_latency([net, variant], shape, device, phase, warmup=1, repeat=repeat,
-                                  threads=threads, num_classes=num_classes)
-            out[key] = res[1].ratio
-        return out
-    return verify
+    return L.plan_verifier(measure_latency, with_plan, net, input_shape, device, phases, threads, repeat, num_classes)
 
 
 # ------------------------------------------------------------------------------ mode="auto"
