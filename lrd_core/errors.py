@@ -38,3 +38,16 @@ class DeviceError(LRDError, RuntimeError):
 
 class ExportError(LRDError, RuntimeError):
     """The network cannot be exported in the requested format."""
+
+
+class ReductionError(LRDError, ValueError):
+    """A reduced-order method (RON, ASNet) cannot run on the given model, cut or calibration data."""
+
+
+class CalibrationError(LRDError, ValueError):
+    """Calibration data cannot give the statistics asked for (wrong shape, channels or dtype,
+    NaN/Inf activations, too few samples for the requested rank)."""
+
+
+class DecompositionError(LRDError, RuntimeError):
+    """A numerical decomposition failed for a layer (e.g. a degenerate or diverging CPD)."""
