@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     fw = import_module("lrd_" + args.framework)
-    lat = import_module(f"lrd_{args.framework}.latency")
+    lat = fw.latency
     lat.check_device(args.device)
     lat.set_threads(args.threads)
     cache = args.cache or os.path.join(tempfile.mkdtemp(prefix="lrd-budgets-"), "latency.json")

@@ -11,9 +11,9 @@ import os
 import sys
 from importlib import import_module
 
-from lrd_cli.bench import write_json, write_text
-from lrd_cli.bench_model import memory_rows
-from lrd_cli.bench_report import model_markdown
+from lrd_bench.output import write_json, write_text
+from lrd_bench.model import memory_rows
+from lrd_bench.report import model_markdown
 from lrd_core.plan import Plan
 
 
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
         result = json.load(fh)
     if result["framework"] == "mindspore":
         import lrd_mindspore  # noqa: F401  (before mindspore)
-    lat = import_module(f"lrd_{result['framework']}.latency")
+    lat = import_module("lrd_" + result["framework"]).latency
     plans = [Plan.from_dict(result["plans"][m]) if m in result.get("plans", {}) else None for m in result["modes"]]
     shape = (result["batch"], 3, result["input_size"], result["input_size"])
     memory_rows(lat, result["model"], result.get("model_kwargs", {}), plans, result["results"], shape, result["device"], result.get("threads"),

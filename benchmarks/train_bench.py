@@ -24,10 +24,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")       # see lrd_cli/runtime.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")       # see lrd_torch/backend.py
 
-from lrd_cli import pipeline, recipe  # noqa: E402
-from lrd_cli.demo import DEMO  # noqa: E402
+from lrd_recipe import config as recipe, pipeline  # noqa: E402
+from lrd_recipe.demo import DEMO  # noqa: E402
 
 
 def _config(framework: str, out: str, **kw):
@@ -37,7 +37,7 @@ def _config(framework: str, out: str, **kw):
 
 
 def accuracy(args) -> dict:
-    from lrd_cli.runtime import Runtime
+    from lrd_recipe.runtime import Runtime
 
     out = tempfile.mkdtemp(prefix="lrd-bench-")
     cfg = _config(args.framework, out, width=args.width, finetune_epoch_size=args.finetune_epochs)
@@ -81,7 +81,7 @@ def _torch_step(rt, model, x, y):
 
 def freeze_speed(args) -> dict:
     from lrd_core import freezing
-    from lrd_cli.runtime import Runtime
+    from lrd_recipe.runtime import Runtime
 
     cfg = _config(args.framework, tempfile.mkdtemp(prefix="lrd-bench-"), width=args.width,
                   compression_ratio=args.ratio)
@@ -105,7 +105,7 @@ def freeze_speed(args) -> dict:
         xt, yt = ms.Tensor(x), ms.Tensor(y)
         run = {name: (lambda c=c: float(c(xt, yt)[0].asnumpy())) for name, c in cells.items()}
     else:
-        from lrd_torch.freeze import set_frozen
+        from lrd_torch import set_frozen
         from lrd_torch.train import make_optimizer
 
         net.train()

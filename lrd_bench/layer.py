@@ -10,10 +10,10 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from importlib import import_module
 from typing import List, Sequence
 
 from lrd_core import latency as L
+from lrd_core.frameworks import adapter
 from lrd_core.cost import decomposed_cost, layer_params
 from lrd_core.errors import ConfigError
 from lrd_core.layers import LayerInfo
@@ -78,9 +78,8 @@ def _sweep(timer, info: LayerInfo, rank_list, phase_key: str) -> dict:
 
 
 def run(args) -> dict:
-    lat = import_module(f"lrd_{args.framework}.latency")
+    lat = adapter(args.framework).latency
     lat.check_device(args.device)
-    lat.set_threads(args.threads)
     timer = lat.layer_timer(args.device, args.threads, warmup=args.warmup, repeat=args.repeat)
     sizes = [int(v) for v in str(args.hw).split(",") if v.strip()]
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]

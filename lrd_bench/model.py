@@ -12,13 +12,12 @@ import statistics
 import sys
 import tempfile
 import time
-from importlib import import_module
 from typing import Dict, List
 
 from lrd_core.cost import layer_macs
 from lrd_core.search import pick_best
 
-from .common import adapter
+from lrd_core.frameworks import adapter
 
 
 def _log(line: str) -> None:
@@ -77,9 +76,8 @@ def _phases(args) -> List[tuple]:
 
 def run(args, modes: List[str]) -> dict:
     fw = adapter(args.framework)
-    lat = import_module(f"lrd_{args.framework}.latency")
+    lat = adapter(args.framework).latency
     lat.check_device(args.device)
-    lat.set_threads(args.threads)
     kwargs = _kwargs(args)
     model = fw.models.create_model(args.model, seed=0, **kwargs)
     size = args.input_size
@@ -144,4 +142,4 @@ def memory_rows(lat, model: str, kwargs: dict, plans, rows, shape, device: str, 
 
 
 def _version(framework: str) -> str:
-    return import_module("torch" if framework == "torch" else "mindspore").__version__
+    return adapter(framework).BACKEND.version

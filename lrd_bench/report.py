@@ -1,6 +1,8 @@
 """Markdown tables and PNG plots of ``lrd bench model`` / ``lrd bench layer`` results."""
 from __future__ import annotations
 
+from lrd_core.io import atomic_file
+
 from typing import List, Optional
 
 
@@ -58,7 +60,6 @@ def _pyplot():
 
 def model_plot(result: dict, path: str) -> str:
     """Grouped bars of the time ratios (and the parameter ratio) per variant."""
-    from .bench import atomic_file
 
     plt = _pyplot()
     rows = result["results"]
@@ -98,7 +99,6 @@ def layer_markdown(result: dict) -> str:
 
 def layer_plot(result: dict, path: str, title: Optional[str] = None) -> str:
     """Time vs rank per (input size, phase), the original as a line, crossover and steps marked."""
-    from .bench import atomic_file
 
     plt = _pyplot()
     sweeps = result["sweeps"]

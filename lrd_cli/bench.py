@@ -1,4 +1,4 @@
-"""``lrd bench model | layer | lite``: the benchmark suite (same code on CPU, GPU and Ascend).
+"""``lrd bench model | layer | lite``: the command line of the benchmark engine :mod:`lrd_bench`.
 
 * ``model``: original vs fixed modes vs ``auto`` for a ResNet — params, MACs, inference latency and
   throughput (batch 1 and B), training step, peak memory — as ratios measured side by side.
@@ -7,17 +7,10 @@
 """
 from __future__ import annotations
 
-import json
-import os
-import sys
-
+from lrd_bench import BENCH_MODES, output
 from lrd_core.errors import ConfigError
-from lrd_core.io import atomic_file
-from lrd_core.modes import MODES
 
-from .commands import _device
-
-BENCH_MODES = ("original",) + tuple(m for m in MODES if m != "all")
+from .common import device_type as _device
 
 
 def add(sub) -> None:
@@ -94,25 +87,8 @@ def _add_lite(kinds) -> None:
     p.set_defaults(func=run_lite)
 
 
-def write_json(result: dict, path: str) -> None:
-    with atomic_file(path, suffix=".json") as tmp:
-        with open(tmp, "w") as fh:
-            json.dump(result, fh, indent=1)
-            fh.write("\n")
-
-
-def write_text(text: str, path: str) -> None:
-    with atomic_file(path) as tmp:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-
-
-def command_line() -> str:
-    return "lrd " + " ".join(sys.argv[1:]) if os.path.basename(sys.argv[0]) == "lrd" else " ".join(sys.argv)
-
-
 def run_model(args) -> int:
-    from . import bench_model, bench_report
+    from lrd_bench import model, report
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in BENCH_MODES]
@@ -120,33 +96,21 @@ def run_model(args) -> int:
         raise ConfigError(f"--modes: unknown {unknown or 'empty'}; choose from {', '.join(BENCH_MODES)}")
     if "original" not in modes:
         modes = ["original"] + modes
-    return _report(args, bench_model.run(args, modes), bench_report.model_markdown, bench_report.model_plot)
-
-
-def _report(args, result: dict, markdown, plot) -> int:
-    """Write the result JSON (and the markdown table / plot when asked) and print the table."""
-    result["command"] = command_line()
-    write_json(result, args.out)
-    if args.markdown:
-        write_text(markdown(result), args.markdown)
-    if args.plot:
-        plot(result, args.plot)
-    print(markdown(result))
-    return 0
+    return output.report(args, model.run(args, modes), report.model_markdown, report.model_plot)
 
 
 def run_layer(args) -> int:
-    from . import bench_layer, bench_report
+    from lrd_bench import layer, report
 
-    return _report(args, bench_layer.run(args), bench_report.layer_markdown, bench_report.layer_plot)
+    return output.report(args, layer.run(args), report.layer_markdown, report.layer_plot)
 
 
 def run_lite(args) -> int:
-    from . import bench_lite
+    from lrd_bench import lite
 
-    result = bench_lite.run(args)
-    result["command"] = command_line()
-    write_json(result, args.out)
+    result = lite.run(args)
+    result["command"] = output.command_line()
+    output.write_json(result, args.out)
     for row in result["results"]:
         print(f"{row['file']}: {row['median_ms']:.2f} ms at batch {result['batch']}"
               + (f" ({row['ratio']:.3f}x the baseline)" if row.get("ratio") is not None else ""))

@@ -1,29 +1,21 @@
-"""Shared CLI plumbing: framework selection (lazy imports), model building, checkpoint loading."""
+"""Shared CLI plumbing: model options, model building (+ checkpoint), input sizes, progress lines."""
 from __future__ import annotations
 
-import importlib
-import os
+import argparse
 import sys
 from typing import Optional
 
-import numpy as np
-
-from lrd_core.errors import BadWeightsError, ConfigError
-
-FRAMEWORKS = ("mindspore", "torch")
+from lrd_core.api.state import check_finite
+from lrd_core.errors import ConfigError
+from lrd_core.frameworks import FRAMEWORKS, adapter  # noqa: F401  (re-exported for the commands)
 
 
-def adapter(framework: str):
-    """Import ``lrd_mindspore`` or ``lrd_torch`` only when asked for."""
-    if framework not in FRAMEWORKS:
-        raise ConfigError(f"unknown framework {framework!r}; choose mindspore or torch")
-    if framework == "mindspore":
-        os.environ.setdefault("GLOG_v", "3")
-    try:
-        return importlib.import_module("lrd_" + framework)
-    except ImportError as exc:
-        raise ConfigError(f"framework {framework} is not installed ({exc}); install the "
-                          f"'{framework}' extra, e.g. pip install -e .[{framework}]") from None
+def device_type(text: str) -> str:
+    """argparse type of ``--device``: CPU, GPU (CUDA) or Ascend, any case."""
+    names = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
+    if text.lower() not in names:
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use CPU, GPU or Ascend")
+    return names[text.lower()]
 
 
 def add_model_args(p, checkpoint: bool = True) -> None:
@@ -57,13 +49,6 @@ def build_model(fw, args, defaults: Optional[dict] = None):
         fw.load_checkpoint(model, path)
         check_finite(fw.state_to_numpy(model), path)
     return model
-
-
-def check_finite(arrays: dict, source: str) -> None:
-    for name, value in arrays.items():
-        if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.all(np.isfinite(value)):
-            raise BadWeightsError(f"{source}: parameter {name} contains NaN or Inf; use a checkpoint from "
-                                  f"before training diverged")
 
 
 def input_shape(args, default: int = 224) -> tuple:

@@ -6,7 +6,10 @@ import os
 
 from lrd_core.errors import ConfigError, MismatchError
 
-from .common import adapter, input_shape
+from lrd_core.frameworks import adapter
+from lrd_core.io import check_output_file
+
+from .common import input_shape
 
 
 def add(sub) -> None:
@@ -53,6 +56,7 @@ def _load(framework: str, args, plan_meta: dict):
 def run(args) -> int:
     if args.batch < 1:
         raise ConfigError("--batch must be >= 1")
+    check_output_file(args.out, [args.compressed, args.checkpoint])
     meta, plan_path = {}, None
     if args.compressed:
         plan_path = os.path.join(args.compressed, "plan.json")
@@ -68,9 +72,7 @@ def run(args) -> int:
     dynamic = args.dynamic_batch if args.dynamic_batch is not None else args.format == "ONNX"
     framework = "mindspore" if args.format == "MINDIR" else args.framework
     model = _load(framework, args, meta)
-    from importlib import import_module
-    exporter = import_module(f"lrd_{framework}.export")
-    report = exporter.export(model, args.out, input_shape=tuple(shape), format=args.format,
+    report = adapter(framework).export(model, args.out, input_shape=tuple(shape), format=args.format,
                              dynamic_batch=dynamic, check=args.check)
     for note in report.get("workarounds", []):
         print(f"  workaround: {note}")

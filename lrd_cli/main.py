@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from lrd_core.errors import LRDError
 
-from . import commands
+COMMANDS = ("inspect", "plan", "compress", "convert", "train", "export", "bench", "demo")
 
 
 class Parser(argparse.ArgumentParser):
@@ -22,7 +23,7 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)
         if extras:
-            from .recipe import unknown_option_message
+            from lrd_recipe.config import unknown_option_message
             self.error(unknown_option_message(extras, list(self._option_string_actions)))
         return namespace, extras
 
@@ -31,16 +32,8 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(prog="lrd", description="Hardware-aware low-rank decomposition of CNNs "
                                 "(MindSpore first, PyTorch twin).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_inspect(sub)
-    commands.add_plan(sub)
-    commands.add_compress(sub)
-    commands.add_convert(sub)
-    for mod in ("train", "export", "bench", "demo"):
-        try:
-            getattr(__import__(f"lrd_cli.{mod}", fromlist=["add"]), "add")(sub)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"lrd_cli.{mod}":
-                raise
+    for name in COMMANDS:                   # one module per command, each with add(subparsers)
+        importlib.import_module(f"lrd_cli.{name}").add(sub)
     return p
 
 

@@ -1,6 +1,6 @@
 """``lrd train | finetune | multistage | pipeline``: the training recipe from the command line.
 
-All four take the recipe keys of :mod:`lrd_cli.recipe` as flags (``--lr_max`` or ``--lr-max``)
+All four take the recipe keys of :mod:`lrd_recipe.config` as flags (``--lr_max`` or ``--lr-max``)
 and ``--config FILE.yaml`` (the ModelZoo recipe files in ``modelzoo/resnet/config`` work as is);
 flags override the file. They differ only in which part of the flow runs:
 
@@ -16,7 +16,7 @@ import argparse
 
 from lrd_core.errors import ConfigError
 
-from . import recipe
+from lrd_recipe import config as recipe
 
 COMMANDS = {
     "train": ("train the original network (resumable checkpoints, logs, curves)", {}),
@@ -43,7 +43,7 @@ def add(sub) -> None:
 
 def _runner(name: str, defaults: dict):
     def run(args) -> int:
-        from . import pipeline
+        from lrd_recipe import pipeline
 
         cfg = recipe.resolve(args, defaults)
         compressed = pipeline.check_checkpoint_path(cfg)        # a wrong checkpoint_path fails before any work

@@ -67,6 +67,11 @@ class PlanConfig:
     verify : bool
         ``auto`` only: time the whole network and undo decompositions while it is slower.
     verify_rounds : int
+    roles : dict
+        Per-layer role overrides applied before the mode selects layers:
+        ``{layer_name_or_regex: {field: value}}`` with fields ``stage`` (int >= 1 or None),
+        ``is_downsample``, ``is_stem``, ``is_final_dense`` (bool), e.g.
+        ``{"backbone\\.b4\\..*": {"stage": 4}, "backbone\\.b4\\.0\\.skip": {"is_downsample": True}}``.
     """
 
     mode: Optional[str] = "vanilla"
@@ -92,12 +97,14 @@ class PlanConfig:
     search_radius: int = 1
     verify: bool = True
     verify_rounds: int = 3
+    roles: Dict[str, Dict[str, object]] = field(default_factory=dict)
 
     def __post_init__(self):
         self.validate()
 
     def validate(self) -> "PlanConfig":
         from .modes import MODES  # late: modes imports nothing from here, but keep the graph flat
+        from .roles import validate_overrides  # late: roles imports this module
 
         if self.mode is not None and self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
@@ -126,6 +133,7 @@ class PlanConfig:
         self.include, self.exclude = list(self.include or []), list(self.exclude or [])
         self.ranks = {str(k): _rank_spec(k, v) for k, v in dict(self.ranks or {}).items()}
         self._validate_auto()
+        self.roles = validate_overrides(self.roles)
         if self.rank_selection == "manual" and not self.ranks:
             raise ConfigError("rank_selection='manual' needs ranks={layer_name_or_regex: rank}")
         return self

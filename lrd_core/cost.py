@@ -17,14 +17,18 @@ def layer_params(info: LayerInfo) -> int:
 
 
 def layer_macs(info: LayerInfo) -> int:
-    """MACs of one sample (batch 1). Dense: in*out; conv: Cout*Cin/g*kh*kw*Ho*Wo."""
+    """MACs of one sample (batch 1). Conv: Cout*Cin/g*kh*kw*Ho*Wo; dense: in*out per position
+    (``info.tokens`` positions, 1 on a (batch, features) input)."""
     kh, kw = info.kernel
     ho, wo = info.output_hw
     return info.out_channels * (info.in_channels // info.groups) * kh * kw * ho * wo
 
 
 def chain_cost(subs: Sequence[SubLayer], input_hw: Tuple[int, int]) -> Tuple[int, int]:
-    """(params, MACs) of a chain of sublayers applied one after another to an input of ``input_hw``."""
+    """(params, MACs) of a chain of sublayers applied one after another to an input of ``input_hw``.
+
+    Dense sublayers are applied at every one of the ``h * w`` positions (tokens) of ``input_hw``.
+    """
     params = macs = 0
     h, w = input_hw
     for sub in subs:
@@ -37,7 +41,7 @@ def chain_cost(subs: Sequence[SubLayer], input_hw: Tuple[int, int]) -> Tuple[int
             w = _conv_out(w, kw, sub.stride[1], l + r, sub.dilation[1])
             macs += n * h * w
         else:
-            macs += n
+            macs += n * h * w
     return params, macs
 
 

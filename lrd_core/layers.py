@@ -7,31 +7,66 @@ from typing import Optional, Tuple
 import numpy as np
 
 KINDS = ("conv2d", "dense")
+PAPER_STAGES = 4   #: stage count assumed when a Role does not say (the paper's ResNets: conv2_x..conv5_x)
 
 
 @dataclass(frozen=True)
 class Role:
-    """Where a layer sits in the network, inferred by the adapter from the module tree.
+    """Where a layer sits in the network, inferred by the core from the traced structure.
 
     Attributes
     ----------
-    block : int or None
-        ResNet stage index 1..4 (conv2_x..conv5_x = layer1..layer4), None outside the stages.
-    is_downsample, is_stem, is_final_dense : bool
+    stage : int or None
+        Stage index, 1 for the first stage after the stem, growing where the spatial size shrinks
+        at a block (ResNet: 1..4 = conv2_x..conv5_x); None for the stem, the final dense layer,
+        layers on a gating branch (squeeze-and-excitation) and layers of unknown place.
+    num_stages : int or None
+        Number of stages of the network (the same on every layer); None means the paper's four.
+    is_downsample : bool
+        The projection conv on a residual shortcut (possibly after a pooling layer).
+    is_stem : bool
+        A conv that runs before the first block.
+    is_final_dense : bool
+        A dense layer whose output reaches the model output with no conv/dense in between.
     """
 
-    block: Optional[int] = None
+    stage: Optional[int] = None
+    num_stages: Optional[int] = None
     is_downsample: bool = False
     is_stem: bool = False
     is_final_dense: bool = False
+
+    @property
+    def block(self) -> Optional[int]:
+        """Read-only former name of :attr:`stage`."""
+        return self.stage
+
+    @property
+    def stage_from_end(self) -> Optional[int]:
+        """1 for the last stage, 2 for the one before it, ...; None outside the stages."""
+        if self.stage is None:
+            return None
+        return (self.num_stages or PAPER_STAGES) - self.stage + 1
+
+    @classmethod
+    def from_dict(cls, d) -> "Role":
+        """Read a role from plan JSON, also the older form whose stage key was ``block``."""
+        d = dict(d or {})
+        if "block" in d:
+            block = d.pop("block")
+            d.setdefault("stage", block)
+        return cls(**d)
 
 
 @dataclass(frozen=True)
 class LayerInfo:
     """One conv2d or dense layer of a model, framework-neutral.
 
-    Dense layers use ``kernel=(1, 1)``, ``input_hw=(1, 1)`` and in/out features as channels.
-    ``padding`` is (top, bottom, left, right).
+    ``padding`` is (top, bottom, left, right). Dense layers use ``kernel=(1, 1)``, in/out features
+    as channels and ``input_hw`` for the positions they are applied at: ``(1, 1)`` on a
+    (batch, features) input, ``(tokens, 1)`` on (batch, tokens, features), ``(h, w)`` on
+    (batch, h, w, features). ``unsupported`` says why the layer cannot be replaced by a factor chain
+    (e.g. it did not run on the example input); the planner then leaves it as it is.
     """
 
     name: str
@@ -46,6 +81,7 @@ class LayerInfo:
     has_bias: bool = False
     input_hw: Tuple[int, int] = (1, 1)
     role: Role = field(default_factory=Role)
+    unsupported: Optional[str] = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -56,7 +92,7 @@ class LayerInfo:
                 raise ValueError(f"LayerInfo {self.name!r}: {attr} needs {n} integers, got {value}")
             object.__setattr__(self, attr, value)
         if isinstance(self.role, dict):
-            object.__setattr__(self, "role", Role(**self.role))
+            object.__setattr__(self, "role", Role.from_dict(self.role))
 
     @property
     def is_pointwise(self) -> bool:
@@ -68,6 +104,11 @@ class LayerInfo:
         return self.groups != 1
 
     @property
+    def tokens(self) -> int:
+        """Positions a dense layer is applied at per sample (1 on a (batch, features) input)."""
+        return self.input_hw[0] * self.input_hw[1] if self.kind == "dense" else 1
+
+    @property
     def weight_shape(self) -> Tuple[int, ...]:
         if self.kind == "dense":
             return (self.out_channels, self.in_channels)
@@ -75,8 +116,9 @@ class LayerInfo:
 
     @property
     def output_hw(self) -> Tuple[int, int]:
+        """Output positions: the spatial size of a conv's output; a dense layer keeps its input's."""
         if self.kind == "dense":
-            return (1, 1)
+            return self.input_hw
         out = []
         for size, k, s, p, d in zip(self.input_hw, self.kernel, self.stride,
                                     (self.padding[0] + self.padding[1], self.padding[2] + self.padding[3]),
@@ -93,7 +135,7 @@ class LayerInfo:
     @classmethod
     def from_dict(cls, d: dict) -> "LayerInfo":
         d = dict(d)
-        d["role"] = Role(**d.get("role", {}))
+        d["role"] = Role.from_dict(d.get("role", {}))
         return cls(**d)
 
 
@@ -102,6 +144,7 @@ class SubLayer:
     """One native layer to build. Weight layout: conv OIHW, dense (out, in) — same in torch and MindSpore.
 
     ``position`` says which factor this is (``first``, ``core``, ``last``); freezing uses it.
+    ``index`` holds integer gather indices for kinds that select channels (None for conv2d/dense).
     """
 
     kind: str
@@ -112,6 +155,7 @@ class SubLayer:
     dilation: Tuple[int, int] = (1, 1)
     groups: int = 1
     position: str = "first"
+    index: Optional[np.ndarray] = None
 
     @property
     def in_channels(self) -> int:

@@ -2,6 +2,10 @@
 
 A mode is a predicate over a :class:`~lrd_core.layers.LayerInfo` (its kind, kernel and role).
 Modes are data: add one with :func:`register_mode`.
+
+The paper's "blocks 1-4" are every stage of the network and its "blocks 3 and 4" the last two
+stages (:attr:`~lrd_core.layers.Role.stage_from_end` 1 and 2), so ResNets with another number of
+stages behave alike.
 """
 from __future__ import annotations
 
@@ -23,7 +27,13 @@ def register_mode(name: str, description: str):
 
 
 def in_blocks(l: LayerInfo) -> bool:
-    return l.kind == "conv2d" and l.role.block in (1, 2, 3, 4) and not l.role.is_stem
+    """A conv in one of the stages (not the stem)."""
+    return l.kind == "conv2d" and l.role.stage is not None and not l.role.is_stem
+
+
+def in_last_stages(l: LayerInfo, count: int) -> bool:
+    """In one of the network's last ``count`` stages."""
+    return l.role.stage_from_end is not None and 1 <= l.role.stage_from_end <= count
 
 
 def conv1x1(l: LayerInfo) -> bool:
@@ -34,7 +44,7 @@ def final_dense(l: LayerInfo) -> bool:
     return l.kind == "dense" and l.role.is_final_dense
 
 
-@register_mode("vanilla", "every conv in the 4 blocks (incl. downsample) + final dense")
+@register_mode("vanilla", "every conv in the stages (incl. downsample) + final dense")
 def vanilla(l: LayerInfo) -> bool:
     return in_blocks(l) or final_dense(l)
 
@@ -44,16 +54,16 @@ def mode1(l: LayerInfo) -> bool:
     return vanilla(l) and not conv1x1(l)
 
 
-@register_mode("mode2", "mode1 + the 1x1 convs, except the downsample convs of blocks 3 and 4")
+@register_mode("mode2", "mode1 + the 1x1 convs, except the downsample convs of the last two stages (blocks 3, 4)")
 def mode2(l: LayerInfo) -> bool:
     if mode1(l):
         return True
-    return in_blocks(l) and conv1x1(l) and not (l.role.is_downsample and l.role.block in (3, 4))
+    return in_blocks(l) and conv1x1(l) and not (l.role.is_downsample and in_last_stages(l, 2))
 
 
-@register_mode("mode3", "mode2 without the 1x1 convs of block 4")
+@register_mode("mode3", "mode2 without the 1x1 convs of the last stage (block 4)")
 def mode3(l: LayerInfo) -> bool:
-    return mode2(l) and not (conv1x1(l) and l.role.block == 4)
+    return mode2(l) and not (conv1x1(l) and in_last_stages(l, 1))
 
 
 @register_mode("mode4", "vanilla without any downsample conv")
@@ -61,7 +71,7 @@ def mode4(l: LayerInfo) -> bool:
     return vanilla(l) and not l.role.is_downsample
 
 
-@register_mode("mode5", "every 1x1 conv in the 4 blocks + final dense")
+@register_mode("mode5", "every 1x1 conv in the stages + final dense")
 def mode5(l: LayerInfo) -> bool:
     return (in_blocks(l) and conv1x1(l)) or final_dense(l)
 

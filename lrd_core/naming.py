@@ -1,20 +1,9 @@
-"""Parameter names shared by both frameworks, and a framework-neutral initialiser.
+"""Canonical parameter names shared by both frameworks, and a framework-neutral initialiser.
 
-The canonical ("torch-style") name of a tensor is the one ``torch.nn.Module.state_dict`` uses.
-MindSpore names differ only for BatchNorm:
-
-==========================  ==========================
-torch                       MindSpore
-==========================  ==========================
-``P.weight``                ``P.gamma``
-``P.bias``                  ``P.beta``
-``P.running_mean``          ``P.moving_mean``
-``P.running_var``           ``P.moving_variance``
-``P.num_batches_tracked``   (none)
-==========================  ==========================
-
-A torch prefix ``P`` is a BatchNorm iff ``P.running_mean`` is a key; a MindSpore prefix is a
-BatchNorm iff ``P.moving_mean`` is a key. This module never imports a framework.
+The canonical ("torch-style") name of a tensor is the one ``torch.nn.Module.state_dict`` uses; every
+adapter reads and writes its tensors under these names (MindSpore renames its BatchNorm parameters,
+see :mod:`lrd_mindspore.naming`). A prefix ``P`` is a BatchNorm iff ``P.running_mean`` is a key.
+This module never imports a framework.
 """
 from __future__ import annotations
 
@@ -24,115 +13,21 @@ from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
-TORCH_BN = ("weight", "bias", "running_mean", "running_var")
-MINDSPORE_BN = ("gamma", "beta", "moving_mean", "moving_variance")
 NUM_BATCHES = "num_batches_tracked"
-_T2M = dict(zip(TORCH_BN, MINDSPORE_BN))
-_M2T = dict(zip(MINDSPORE_BN, TORCH_BN))
 
 
-def _split(name: str) -> Tuple[str, str]:
+def split(name: str) -> Tuple[str, str]:
     prefix, _, leaf = name.rpartition(".")
     return prefix, leaf
 
 
-def _bn_prefixes(keys: Iterable[str], marker: str) -> set:
-    return {_split(k)[0] for k in keys if _split(k)[1] == marker}
-
-
-def torch_to_mindspore_names(keys: Iterable[str]) -> Dict[str, Optional[str]]:
-    """Map torch-style names to MindSpore names.
-
-    Parameters
-    ----------
-    keys : iterable of str
-        Every key of one torch state dict (BatchNorm detection needs the whole set).
-
-    Returns
-    -------
-    dict
-        ``{torch name: MindSpore name}``; ``num_batches_tracked`` keys map to None.
-    """
-    keys = list(keys)
-    bn = _bn_prefixes(keys, "running_mean")
-    out = {}
-    for k in keys:
-        prefix, leaf = _split(k)
-        if prefix in bn and leaf == NUM_BATCHES:
-            out[k] = None
-        elif prefix in bn and leaf in _T2M:
-            out[k] = f"{prefix}.{_T2M[leaf]}"
-        else:
-            out[k] = k
-    return out
-
-
-def mindspore_to_torch_names(keys: Iterable[str]) -> Dict[str, str]:
-    """Map MindSpore parameter names to torch-style names.
-
-    Parameters
-    ----------
-    keys : iterable of str
-        Every parameter name of one MindSpore network.
-
-    Returns
-    -------
-    dict
-        ``{MindSpore name: torch name}``, ordered like torch's ``state_dict``: the four
-        BatchNorm entries of a prefix appear together, as weight, bias, running_mean,
-        running_var, at the position of the prefix's first key.
-    """
-    keys = list(keys)
-    bn = _bn_prefixes(keys, "moving_mean")
-    present = set(keys)
-    out: Dict[str, str] = {}
-    for k in keys:
-        prefix, leaf = _split(k)
-        if prefix in bn and leaf in _M2T:
-            for ms_leaf in MINDSPORE_BN:  # emit the whole group in torch order
-                ms_name = f"{prefix}.{ms_leaf}"
-                if ms_name in present and ms_name not in out:
-                    out[ms_name] = f"{prefix}.{_M2T[ms_leaf]}"
-        else:
-            out[k] = k
-    return out
-
-
-def torch_to_mindspore(arrays: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Rename a torch-style dict of arrays to MindSpore names (``num_batches_tracked`` dropped).
-
-    Parameters
-    ----------
-    arrays : mapping of str to numpy.ndarray
-
-    Returns
-    -------
-    dict
-        Same arrays (not copied) under MindSpore names.
-    """
-    names = torch_to_mindspore_names(arrays)
-    return {names[k]: v for k, v in arrays.items() if names[k] is not None}
-
-
-def mindspore_to_torch(arrays: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Rename a MindSpore dict of arrays to torch-style names (no ``num_batches_tracked`` added).
-
-    Parameters
-    ----------
-    arrays : mapping of str to numpy.ndarray
-
-    Returns
-    -------
-    dict
-        Same arrays (not copied) under torch names, in torch ``state_dict`` order.
-    """
-    names = mindspore_to_torch_names(arrays)
-    return {t: arrays[m] for m, t in names.items()}
+def bn_prefixes(keys: Iterable[str], marker: str) -> set:
+    return {split(k)[0] for k in keys if split(k)[1] == marker}
 
 
 def is_num_batches(name: str) -> bool:
     """Return True for a torch BatchNorm ``num_batches_tracked`` key."""
-    return _split(name)[1] == NUM_BATCHES
+    return split(name)[1] == NUM_BATCHES
 
 
 def _shape(v) -> tuple:
@@ -225,11 +120,11 @@ def init_arrays(shapes: Mapping[str, tuple], seed: Optional[int] = None,
     """
     seed = secrets.randbits(63) if seed is None else int(seed)
     shapes = {k: tuple(v) for k, v in shapes.items()}
-    bn = _bn_prefixes(shapes, "running_mean")
+    bn = bn_prefixes(shapes, "running_mean")
     bn_fill = {"weight": 1.0, "bias": 0.0, "running_mean": 0.0, "running_var": 1.0}
     out = {}
     for name, shape in shapes.items():
-        prefix, leaf = _split(name)
+        prefix, leaf = split(name)
         if prefix in bn:
             if leaf == NUM_BATCHES:
                 out[name] = np.zeros(shape, np.int64)

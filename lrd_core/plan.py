@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -84,22 +83,15 @@ class Plan:
         return {"version": self.version, "config": self.config.to_dict(), "meta": self.meta,
                 "layers": [lp.to_dict() for lp in self.layers], "totals": self.totals}
 
-    def to_json(self, path: str) -> str:
-        """Write atomically (temp file + rename); returns the path."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".plan-", suffix=".json", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as fh:
+    def to_json(self, path: str, inputs=()) -> str:
+        """Write atomically (temp file + rename; never over one of ``inputs``); returns the path."""
+        from .io import atomic_file
+
+        with atomic_file(path, suffix=".json", inputs=inputs) as tmp:
+            with open(tmp, "w") as fh:
                 json.dump(self.to_dict(), fh, indent=1)
                 fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return os.fspath(path)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Plan":

@@ -14,6 +14,7 @@ from .factorize import factorize_layer
 from .layers import LayerInfo, SubLayer
 from .modes import MODES
 from .plan import LayerPlan, Plan
+from .roles import override_layers
 
 Progress = Optional[Callable[[int, int, str, float], None]]
 
@@ -31,7 +32,9 @@ def _check_finite(name: str, array: np.ndarray) -> None:
 
 
 def select_layers(layers: Sequence[LayerInfo], cfg: PlanConfig) -> Dict[str, bool]:
-    """Which layers the mode + include/exclude + manual-rank names choose, by name."""
+    """Which layers the mode + include/exclude + manual-rank names choose, by name (after the
+    ``roles`` overrides of ``cfg``)."""
+    layers = override_layers(layers, cfg.roles)
     names = [l.name for l in layers]
     chosen = {l.name: bool(cfg.mode is not None and MODES[cfg.mode](l)) for l in layers}
     for pattern in list(cfg.include) + list(cfg.ranks):
@@ -75,6 +78,9 @@ def _plan_layer(info: LayerInfo, selected: bool, cfg: PlanConfig, weight, names,
     lp.params_after, lp.macs_after = lp.params_before, lp.macs_before
     if not selected:
         lp.reason = f"not selected by mode {cfg.mode}" if cfg.mode else "not selected"
+        return lp
+    if info.unsupported:
+        lp.reason = info.unsupported
         return lp
     if info.is_grouped:
         if info.name in explicit:
@@ -140,6 +146,7 @@ def make_plan(layers: Sequence[LayerInfo], config=None, weights: Optional[Mappin
     names = [l.name for l in layers]
     if len(set(names)) != len(names):
         raise ConfigError("layer names are not unique")
+    layers = override_layers(layers, cfg.roles)
     chosen = select_layers(layers, cfg)
     explicit = _explicit_names(cfg)
     plans = []

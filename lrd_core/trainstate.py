@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional
 
 from .errors import MismatchError
-from .io import atomic_file
+from .io import atomic_dir, atomic_file
+from .layout import CHECKPOINT_PREFIX, PLAN_FILE, STATE_FILE
 
-STATE = "state.json"
-_CKPT = re.compile(r"^ckpt-(\d{9})$")
+STATE = STATE_FILE
+_CKPT = re.compile(r"^" + CHECKPOINT_PREFIX + r"(\d{9})$")
 
 
 @dataclass
@@ -71,7 +72,7 @@ def _plan_layers(plan) -> Dict[str, tuple]:
     return {} if plan is None else {lp.name: (lp.method, tuple(lp.ranks or ())) for lp in plan.layers}
 
 
-def check_same_plan(checkpoint_dir: str, plan, plan_file: str = "plan.json") -> None:
+def check_same_plan(checkpoint_dir: str, plan, plan_file: str = PLAN_FILE) -> None:
     """Refuse to resume ``checkpoint_dir`` when it was written for another plan than ``plan``.
 
     The plan stored next to the checkpoint (none for an uncompressed net) must name the same
@@ -110,7 +111,25 @@ def write_json(obj, path: str) -> str:
 
 
 def checkpoint_name(global_step: int) -> str:
-    return f"ckpt-{global_step:09d}"
+    return f"{CHECKPOINT_PREFIX}{global_step:09d}"
+
+
+def save_training_checkpoint(directory: str, state: "TrainState", plan, keep: int,
+                             writers: Dict[str, Callable[[str], None]]) -> str:
+    """Write ``directory/ckpt-<step>/`` atomically and prune old ones; returns its path.
+
+    ``writers`` maps file names (weights, optimizer state) to functions writing them to a path;
+    the plan (when given) and ``state.json`` are added here.
+    """
+    path = os.path.join(directory, checkpoint_name(state.global_step))
+    with atomic_dir(path) as tmp:
+        for name, write in writers.items():
+            write(os.path.join(tmp, name))
+        if plan is not None:
+            plan.to_json(os.path.join(tmp, PLAN_FILE))
+        write_json(state.to_dict(), os.path.join(tmp, STATE))
+    prune_checkpoints(directory, keep)
+    return path
 
 
 def list_checkpoints(directory: str) -> List[str]:

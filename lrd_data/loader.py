@@ -116,3 +116,20 @@ class Loader:
 def eval_loader(source, batch_size: int = 256) -> Loader:
     """Every sample once, in order, last batch short."""
     return Loader(source, min(batch_size, len(source)), shuffle=False, drop_last=False)
+
+
+def train_loader(data, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1) -> Loader:
+    """``data`` as the shuffled, sharded training Loader of one rank (a Loader is returned as it is).
+
+    Raises
+    ------
+    ConfigError
+        ``data`` is neither a Loader, an ArrayData nor a source with ``get``.
+    """
+    from .arrays import ArrayData
+
+    if isinstance(data, Loader):
+        return data
+    if isinstance(data, ArrayData) or hasattr(data, "get"):
+        return Loader(data, batch_size, shuffle=True, seed=seed, rank=rank, world=world)
+    raise ConfigError(f"training data must be an ArrayData, a loader source or a Loader, got {type(data).__name__}")

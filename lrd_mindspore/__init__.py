@@ -1,22 +1,19 @@
-"""lrd_mindspore: the MindSpore adapter (same public names as ``lrd_torch``).
+"""lrd_mindspore: the MindSpore adapter (same public names, signatures and behaviour as ``lrd_torch``).
 
-Importing it selects the CPU device unless a device was already chosen; call
+The functions are :mod:`lrd_core.api` bound to this framework's :data:`BACKEND`
+(:mod:`lrd_mindspore.backend`); ``models`` holds the model registry, ``train`` the trainer (``ms.train.Model``
+with callbacks). Importing it selects the CPU device unless a device was already chosen; call
 ``mindspore.set_device("Ascend")`` (or ``"GPU"``) before importing to run elsewhere.
 """
 from . import _env  # noqa: F401  (must run before mindspore is imported)
 
-import mindspore as _ms  # noqa: E402,F401
+from lrd_core import api as _api  # noqa: E402
 
 from . import models  # noqa: E402
-from .apply import build, compress, plan, rebuild  # noqa: E402
-from .checkpoint import load, load_checkpoint, load_plan, read_checkpoint, save, write_checkpoint  # noqa: E402
-from .inspect import inspect  # noqa: E402
-from .state import load_numpy, state_to_numpy  # noqa: E402
-from .latency import measure_latency  # noqa: E402
-from .freeze import freeze_phase, frozen_names, set_frozen, unfreeze  # noqa: E402
-from .export import export  # noqa: E402  # the function; the module stays importable as lrd_mindspore.export via importlib
+from .backend import BACKEND  # noqa: E402
 
 FRAMEWORK = "mindspore"
-__all__ = ["models", "inspect", "plan", "compress", "rebuild", "build", "save", "load", "load_plan",
-           "read_checkpoint", "write_checkpoint", "load_checkpoint", "state_to_numpy", "load_numpy",
-           "measure_latency", "export", "set_frozen", "frozen_names", "freeze_phase", "unfreeze"]
+# inspect, plan, compress, rebuild, build, state_to_numpy, load_numpy, count_params, read_checkpoint,
+# write_checkpoint, load_checkpoint, save, load, load_plan, measure_latency, with_plan, peak_memory,
+# export, set_frozen, frozen_names, freeze_phase, unfreeze, and the groups multistage and latency:
+__all__ = ["models", "BACKEND", "FRAMEWORK"] + _api.install(globals(), BACKEND)

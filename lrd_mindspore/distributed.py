@@ -15,25 +15,11 @@ Ascend-only.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import mindspore as ms
 
+from lrd_core.distributed import DistContext
 from lrd_core.errors import DeviceError
-
-
-@dataclass
-class DistContext:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
 
 
 def launched() -> bool:

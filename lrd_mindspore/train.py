@@ -19,52 +19,25 @@ from mindspore import Parameter, ParameterTuple, nn, ops
 from mindspore.train import Callback, Model
 
 from lrd_core import freezing
+from lrd_core.api.freeze import apply_frozen
+from lrd_core.distributed import DistContext
 from lrd_core.errors import ConfigError
-from lrd_core.io import atomic_dir
+from lrd_core.layout import OPTIMIZER_FILES, PLAN_FILE, WEIGHT_FILES
 from lrd_core.plan import Plan
-from lrd_core.trainstate import (Monitor, TrainState, checkpoint_name, prune_checkpoints, read_state,
-                                 resume_or_start, write_json)
-from lrd_data import ArrayData, Loader
-from lrd_data.loader import eval_loader
+from lrd_core.trainstate import Monitor, TrainState, read_state, resume_or_start
+from lrd_core.trainstate import save_training_checkpoint as save_training_checkpoint_dir
+from lrd_data import Loader
+from lrd_data.loader import train_loader
+from lrd_mindspore import evaluate, load_checkpoint, predict, state_to_numpy, write_checkpoint  # noqa: F401
 
 from . import distributed as D
-from .checkpoint import load_checkpoint as _load_weights, write_checkpoint
+from .backend import BACKEND
 from .data import from_loader
-from .freeze import set_frozen
-from .state import named_parameters, state_to_numpy
 
-WEIGHTS, OPTIMIZER, PLAN = "model.ckpt", "optimizer.ckpt", "plan.json"
-_STATS = ("running_mean", "running_var")
+WEIGHTS, OPTIMIZER = WEIGHT_FILES["mindspore"], OPTIMIZER_FILES["mindspore"]
 
 
 # ------------------------------------------------------------------------------------ evaluation
-def predict(net: nn.Cell, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Eval-mode logits; a short last batch is padded so one compiled shape serves all."""
-    was = net.training
-    net.set_train(False)
-    outs = []
-    for start in range(0, len(x), batch_size):
-        chunk = x[start:start + batch_size]
-        n = len(chunk)
-        if n < batch_size and len(x) > batch_size:
-            chunk = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], chunk.dtype)])
-        outs.append(net(ms.Tensor(np.ascontiguousarray(chunk, dtype=np.float32))).asnumpy()[:n])
-    net.set_train(was)
-    return np.concatenate(outs)
-
-
-def evaluate(net: nn.Cell, data, batch_size: int = 256) -> float:
-    """Top-1 accuracy on ``data`` (ArrayData, a loader source or a Loader)."""
-    if isinstance(data, ArrayData):
-        return float((predict(net, data.x, batch_size).argmax(1) == data.y).mean())
-    loader = data if isinstance(data, Loader) else eval_loader(data, batch_size)
-    correct = seen = 0
-    for x, y in loader.epoch_batches(0):
-        correct += int((predict(net, x, loader.batch_size).argmax(1) == y).sum())
-        seen += len(y)
-    return correct / max(seen, 1)
-
-
 def _batch_norms(net: nn.Cell):
     return [c for _, c in net.cells_and_names() if isinstance(c, (nn.BatchNorm2d, nn.BatchNorm1d))]
 
@@ -152,8 +125,7 @@ class PhaseSteps:
     def __init__(self, net: nn.Cell, loss_fn: nn.Cell, lr: Sequence[float], momentum: float, weight_decay: float):
         self.net, self.loss_fn, self.momentum, self.weight_decay = net, loss_fn, momentum, weight_decay
         self.lr = ms.Tensor(np.asarray(lr, np.float32))
-        self.params: Dict[str, Parameter] = {k: p for k, p in named_parameters(net).items()
-                                             if not k.endswith(_STATS)}
+        self.params: Dict[str, Parameter] = BACKEND.parameters(net)
         for p in self.params.values():
             p.requires_grad = True
         self.master = self._optimizer(list(self.params.values()))
@@ -165,7 +137,7 @@ class PhaseSteps:
 
     def get(self, frozen: FrozenSet[str]) -> TrainStep:
         """The train cell of the phase that freezes ``frozen`` (built and compiled once)."""
-        set_frozen(self.net, frozen, self.params)
+        apply_frozen(BACKEND, self.params, frozen)
         if frozen not in self.cache:
             if frozen:
                 opt = self._optimizer([p for k, p in self.params.items() if k not in frozen])
@@ -215,23 +187,16 @@ class PhaseSwitch(nn.Cell):
 
 
 # ------------------------------------------------------------------------------------ checkpoints
-def save_checkpoint(directory: str, net: nn.Cell, steps: PhaseSteps, state: TrainState,
-                    plan: Optional[Plan] = None, keep: int = 2) -> str:
+def save_training_checkpoint(directory: str, net: nn.Cell, steps: PhaseSteps, state: TrainState,
+                             plan: Optional[Plan] = None, keep: int = 2) -> str:
     """Write ``directory/ckpt-<step>/`` atomically (weights, optimizer, state, plan); prune old ones."""
-    path = os.path.join(directory, checkpoint_name(state.global_step))
-    with atomic_dir(path) as tmp:
-        write_checkpoint(state_to_numpy(net), os.path.join(tmp, WEIGHTS))
-        steps.save(os.path.join(tmp, OPTIMIZER))
-        if plan is not None:
-            plan.to_json(os.path.join(tmp, PLAN))
-        write_json(state.to_dict(), os.path.join(tmp, "state.json"))
-    prune_checkpoints(directory, keep)
-    return path
+    return save_training_checkpoint_dir(directory, state, plan, keep, {
+        WEIGHTS: lambda path: BACKEND.write_native(state_to_numpy(net), path), OPTIMIZER: steps.save})
 
 
-def load_checkpoint(path: str, net: nn.Cell, steps: Optional[PhaseSteps] = None) -> TrainState:
+def restore_training_checkpoint(path: str, net: nn.Cell, steps: Optional[PhaseSteps] = None) -> TrainState:
     """Load weights (and optimizer state) of a training checkpoint directory; returns its state."""
-    _load_weights(net, os.path.join(path, WEIGHTS))
+    load_checkpoint(net, os.path.join(path, WEIGHTS))
     if steps is not None:
         steps.load(os.path.join(path, OPTIMIZER))
     return read_state(path)
@@ -265,7 +230,7 @@ class _Driver(Callback):
             cb(state)
         every = r["save_every_steps"]
         if r["out_dir"] and r["main"] and every and state.global_step % every == 0 and state.step_in_epoch:
-            save_checkpoint(r["out_dir"], r["net"], r["steps"], state, r["plan"], r["keep"])
+            save_training_checkpoint(r["out_dir"], r["net"], r["steps"], state, r["plan"], r["keep"])
 
     def on_train_epoch_end(self, run_context):
         r, state = self.run, self.run["state"]
@@ -274,15 +239,7 @@ class _Driver(Callback):
         r["monitor"].on_epoch_end(acc)
         every = r["save_every_epochs"]
         if r["out_dir"] and r["main"] and every and (state.epoch % every == 0 or state.finished):
-            save_checkpoint(r["out_dir"], r["net"], r["steps"], state, r["plan"], r["keep"])
-
-
-def _loader(data, batch_size: int, seed: int, ctx) -> Loader:
-    if isinstance(data, Loader):
-        return data
-    if isinstance(data, ArrayData) or hasattr(data, "get"):
-        return Loader(data, batch_size, shuffle=True, seed=seed, rank=ctx.rank, world=ctx.world)
-    raise ConfigError(f"training data must be an ArrayData, a loader source or a Loader, got {type(data).__name__}")
+            save_training_checkpoint(r["out_dir"], r["net"], r["steps"], state, r["plan"], r["keep"])
 
 
 def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 64, momentum: float = 0.9,
@@ -290,7 +247,7 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
         log: Optional[Callable[[str], None]] = print, *, plan: Optional[Plan] = None, freeze=None,
         out_dir: Optional[str] = None, resume: bool = True, save_every_steps: int = 0, save_every_epochs: int = 1,
         keep: int = 2, eval_data=None, log_every: int = 0, progress: Optional[bool] = None,
-        on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[D.DistContext] = None,
+        on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[DistContext] = None,
         callbacks: Sequence[Callback] = ()) -> dict:
     """Train ``net`` with momentum SGD through ``ms.train.Model``; ``lr`` holds one value per step.
 
@@ -304,7 +261,7 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
     if freeze.policy != "none" and (plan is None or not plan.decomposed()):
         raise ConfigError(f"freeze={freeze.policy!r} needs the plan of a compressed model (nothing to freeze)")
     native = isinstance(data, ms.dataset.Dataset)
-    loader = None if native else _loader(data, batch_size, seed, ctx)
+    loader = None if native else train_loader(data, batch_size, seed, ctx.rank, ctx.world)
     steps_per_epoch = data.get_dataset_size() if native else loader.steps_per_epoch
     per_rank = data.get_batch_size() if native else loader.batch_size
     if len(lr) < epochs * steps_per_epoch:
@@ -312,8 +269,8 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
                           f"{epochs * steps_per_epoch}")
     lr = np.asarray(lr[:epochs * steps_per_epoch], np.float32)
     steps = PhaseSteps(net, nn.CrossEntropyLoss(label_smoothing=label_smoothing), lr, momentum, weight_decay)
-    state, resumed, last = resume_or_start(out_dir, resume, epochs, steps_per_epoch, plan, PLAN,
-                                           lambda path: load_checkpoint(path, net, steps), ctx.is_main)
+    state, resumed, last = resume_or_start(out_dir, resume, epochs, steps_per_epoch, plan, PLAN_FILE,
+                                           lambda path: restore_training_checkpoint(path, net, steps), ctx.is_main)
     say = log if ctx.is_main else None
     if resumed is not None and say:
         say(f"  resuming from {last} (step {resumed}/{state.total_steps}, epoch {state.epoch + 1})")

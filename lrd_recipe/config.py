@@ -20,7 +20,7 @@ from lrd_core.errors import ConfigError
 from lrd_core.modes import MODES
 from lrd_core.schedule import SCHEDULES
 
-from .recipe_options import (FREEZE_KEYS, PLAN_KEYS, STAGE_KEYS, check_built, check_schedule, freeze_config,
+from .options import (FREEZE_KEYS, PLAN_KEYS, STAGE_KEYS, check_built, check_schedule, freeze_config,
                              plan_options, stage_config)
 
 # key: (default, help). Types come from the defaults (None -> str, list -> comma-separated).

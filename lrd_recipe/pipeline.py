@@ -21,20 +21,15 @@ import os
 import time
 from typing import Callable, Optional
 
+from lrd_core import layout as L
 from lrd_core.errors import ConfigError
 from lrd_core.multistage import changed_layers, should_continue
 
 from . import report
-from .recipe_options import plan_options, stage_config
+from .options import plan_options, stage_config
 from .runtime import WEIGHTS, Runtime
 
 Log = Callable[[str], None]
-
-
-def is_compressed_dir(path: str) -> bool:
-    """True when ``path`` is a compressed-model directory: ``plan.json`` plus a weights file."""
-    return (bool(path) and os.path.isfile(os.path.join(path, "plan.json"))
-            and any(os.path.isfile(os.path.join(path, name)) for name in WEIGHTS.values()))
 
 
 def check_checkpoint_path(cfg) -> bool:
@@ -48,7 +43,7 @@ def check_checkpoint_path(cfg) -> bool:
     """
     if not cfg.checkpoint_path:
         return False
-    if not is_compressed_dir(cfg.checkpoint_path):
+    if not L.is_compressed_dir(cfg.checkpoint_path):
         state = "" if os.path.exists(cfg.checkpoint_path) else " (it does not exist)"
         raise ConfigError(f"checkpoint_path {cfg.checkpoint_path} is not a compressed-model directory (plan.json + "
                           f"weights){state}; give an uncompressed checkpoint as pre_trained")
@@ -78,10 +73,10 @@ def train_original(rt: Runtime, train_src, eval_src, log: Log):
         data = rt.train_data(train_src)
         log(f"  {c.epoch_size} epochs x {rt.steps_per_epoch(data)} steps, batch {c.batch_size} x {rt.dist.world}, "
             f"lr {c.lr_decay_mode} {c.lr_init} -> {c.lr_max} -> {c.lr_end}")
-        fit = rt.fit(model, data, rt.schedule(data, c.epoch_size), c.epoch_size, _path(rt, "original"), eval_src,
+        fit = rt.fit(model, data, rt.schedule(data, c.epoch_size), c.epoch_size, _path(rt, L.RUN_ORIGINAL), eval_src,
                      log=log)
     if rt.is_main:                      # also without training: later steps (demo parity) read these weights
-        rt.save_weights(model, _path(rt, "original", WEIGHTS[rt.name]))
+        rt.save_weights(model, _path(rt, L.RUN_ORIGINAL, WEIGHTS[rt.name]))
     acc = rt.evaluate(model, eval_src)
     log(f"  accuracy {acc:.4f}")
     return model, {"accuracy": acc, "params": rt.params(model), "fit": fit}
@@ -102,7 +97,7 @@ def decompose(rt: Runtime, model, train_src, eval_src, log: Log):
     acc = rt.evaluate(model, eval_src)
     log(f"  decomposed {len(plan.decomposed())} layers in {seconds:.2f}s; accuracy right after decomposition {acc:.4f}")
     if rt.is_main:                      # the net exactly as decomposed (before any re-calibration)
-        rt.fw.save(model, plan, _path(rt, "compressed"))
+        rt.fw.save(model, plan, _path(rt, L.RUN_COMPRESSED))
     info = {"accuracy_decomposed": acc, "seconds_decompose": seconds,
             "accuracy_recalibrated": recalibrate(rt, model, train_src, eval_src, log)}
     return plan, info
@@ -127,11 +122,10 @@ def finetune(rt: Runtime, model, plan, train_src, eval_src, epochs: int, stage: 
     log(f"  {epochs} epochs x {rt.steps_per_epoch(data)} steps, lr {c.finetune_lr_decay_mode} {c.finetune_lr_init} -> "
         f"{c.finetune_lr_max} -> {c.finetune_lr_end}, freeze {freeze.policy}"
         + (f" every {freeze.every} {freeze.unit}(s)" if freeze.policy == "sequential" else ""))
-    suffix = "" if stage == 1 else f"_stage{stage}"
-    fit = rt.fit(model, data, rt.schedule(data, epochs, "finetune_"), epochs, _path(rt, "finetune" + suffix),
+    fit = rt.fit(model, data, rt.schedule(data, epochs, "finetune_"), epochs, _path(rt, L.finetune_dir(stage)),
                  eval_src, plan=plan, freeze=freeze, log=log)
     acc = rt.evaluate(model, eval_src)
-    final = _path(rt, "finetuned" if stage == 1 else f"stage{stage}")
+    final = _path(rt, L.finetuned_dir(stage))
     if rt.is_main:
         rt.fw.save(model, plan, final)
     log(f"  accuracy after fine-tuning {acc:.4f}; saved {final}")
@@ -143,9 +137,8 @@ def export_model(rt: Runtime, model, eval_src, log: Log) -> dict:
     reloaded (MindIR in MindSpore, ONNX in onnxruntime) and compared with the live net."""
     c = rt.cfg
     fmt = c.file_format if rt.name == "mindspore" else "ONNX"
-    path = _path(rt, "export", f"{c.file_name}.{fmt.lower()}")
-    exporter = importlib.import_module(f"lrd_{rt.name}.export").export
-    report = exporter(model, path, input_shape=(c.export_batch_size,) + rt.input_shape[1:], format=fmt)
+    path = _path(rt, L.RUN_EXPORT, f"{c.file_name}.{fmt.lower()}")
+    report = rt.fw.export(model, path, input_shape=(c.export_batch_size,) + rt.input_shape[1:], format=fmt)
     diff = report.get("max_abs_diff")
     log(f"  exported {path}" + ("" if diff is None else f"; max |exported - live| = {diff:.1e}"))
     return {"path": os.path.abspath(path), "format": fmt, "max_abs_diff": diff}
@@ -190,10 +183,10 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
             summary = {"framework": rt.name, "model": cfg.net_name, "data": f"{cfg.dataset} {cfg.image_size}x"
                        f"{cfg.image_size}", "accuracy_original": orig["accuracy"],
                        "params_original": orig["params"], "step_ms_original": _timing(orig["fit"]),
-                       "checkpoint": os.path.abspath(_path(rt, "original", WEIGHTS[rt.name])),
+                       "checkpoint": os.path.abspath(_path(rt, L.RUN_ORIGINAL, WEIGHTS[rt.name])),
                        "runs": [_run("original", orig["fit"], None)], "seconds_total": time.perf_counter() - t_start}
             if rt.is_main:
-                report.write(summary, cfg.output_path, "train_summary.json")       # + curves.png
+                report.write(summary, cfg.output_path, L.TRAIN_SUMMARY_FILE)       # + curves.png
             return summary
         say(f"[{next(step)}/{n_steps}] decomposing: {cfg.compression_mode}, {cfg.rank_selection} "
             f"{cfg.compression_ratio}x, final dense {cfg.final_dense_ratio or cfg.compression_ratio}x, "
@@ -203,7 +196,7 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
     say(f"[{next(step)}/{n_steps}] fine-tuning")
     ft = finetune(rt, model, plan, train_src, eval_src, cfg.finetune_epoch_size, 1, say)
     stages = [{"stage": 1, "params_compressed": rt.params(model), "accuracy_decomposed": dec["accuracy_decomposed"],
-               "accuracy_finetuned": ft["accuracy_finetuned"], "plan": os.path.join(ft["directory"], "plan.json"),
+               "accuracy_finetuned": ft["accuracy_finetuned"], "plan": os.path.join(ft["directory"], L.PLAN_FILE),
                "ranks": {lp.name: list(lp.ranks) for lp in plan.decomposed()}}]
     runs = [_run("original", orig["fit"], None), _run("fine-tune", ft["fit"], dec["accuracy_decomposed"])]
     runs[1]["accuracy_recalibrated"] = dec["accuracy_recalibrated"]
@@ -260,7 +253,7 @@ def _more_stages(rt: Runtime, model, plan, train_src, eval_src, stages: list, ru
         ft = finetune(rt, model, new, train_src, eval_src, c.stage_epoch_size or c.finetune_epoch_size, stage, say)
         stages.append({"stage": stage, "params_compressed": rt.params(model), "accuracy_decomposed": acc,
                        "accuracy_finetuned": ft["accuracy_finetuned"], "changed": changed,
-                       "plan": os.path.join(ft["directory"], "plan.json"),
+                       "plan": os.path.join(ft["directory"], L.PLAN_FILE),
                        "ranks": {lp.name: list(lp.ranks) for lp in new.decomposed()}})
         runs.append(_run(f"stage {stage}", ft["fit"], acc))
         plan = new

@@ -5,6 +5,7 @@ import os
 from typing import Optional
 
 from lrd_core.io import atomic_file
+from lrd_core.layout import CURVES_FILE, SUMMARY_FILE
 from lrd_core.trainstate import write_json
 
 
@@ -36,11 +37,11 @@ def table(s: dict) -> str:
     return "\n".join(lines)
 
 
-def write(summary: dict, out_dir: str, name: str = "summary.json") -> str:
+def write(summary: dict, out_dir: str, name: str = SUMMARY_FILE) -> str:
     """Write ``name`` (JSON, atomically) and ``curves.png`` in ``out_dir``; returns the JSON path."""
     path = write_json(summary, os.path.join(out_dir, name))
     try:
-        plot(summary, os.path.join(out_dir, "curves.png"))
+        plot(summary, os.path.join(out_dir, CURVES_FILE))
     except ImportError:      # matplotlib is a dependency, but a plot must never fail a run
         pass
     return path

@@ -21,14 +21,17 @@ from lrd_core.freezing import FreezeConfig  # noqa: E402
 from lrd_core.schedule import epoch_schedule  # noqa: E402
 from lrd_data import AUGMENTS, ArrayData, ImageFolder, Loader, load_cifar10, load_digits  # noqa: E402
 
-from .common import adapter, check_finite  # noqa: E402
-from .recipe_options import freeze_config  # noqa: E402
+from lrd_core.api.state import check_finite  # noqa: E402
+from lrd_core.frameworks import adapter  # noqa: E402
+from lrd_core.layout import WEIGHT_FILES, PLAN_FILE  # noqa: E402
 
-WEIGHTS = {"mindspore": "model.ckpt", "torch": "model.pt"}
+from .options import freeze_config  # noqa: E402
+
+WEIGHTS = WEIGHT_FILES
 
 
 class Runtime:
-    """Framework modules and data for one run of a recipe config ``cfg`` (see :mod:`lrd_cli.recipe`)."""
+    """Framework modules and data for one run of a recipe config ``cfg`` (see :mod:`lrd_recipe.config`)."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -48,7 +51,7 @@ class Runtime:
             raise ConfigError(f"the torch twin runs on CPU or GPU, not {cfg.device_target}")
         self.fw = adapter(self.name)
         self.train = importlib.import_module(f"lrd_{self.name}.train")
-        self.stages = importlib.import_module(f"lrd_{self.name}.multistage")
+        self.stages = self.fw.multistage
         dist = importlib.import_module(f"lrd_{self.name}.distributed")
         self.dist = dist.init() if cfg.run_distribute else dist.DistContext()
         if self.name == "torch":
@@ -81,7 +84,7 @@ class Runtime:
         if not os.path.exists(path):
             raise MismatchError(f"checkpoint {path} does not exist")
         if os.path.isdir(path):
-            if os.path.isfile(os.path.join(path, "plan.json")):
+            if os.path.isfile(os.path.join(path, PLAN_FILE)):
                 self.fw.load(path, model)
                 return self.fw.load_plan(path)
             for name in WEIGHTS.values():

@@ -1,14 +1,15 @@
-"""lrd_torch: the PyTorch adapter (same public names as ``lrd_mindspore``)."""
+"""lrd_torch: the PyTorch adapter (same public names, signatures and behaviour as ``lrd_mindspore``).
+
+The functions are :mod:`lrd_core.api` bound to this framework's :data:`BACKEND`
+(:mod:`lrd_torch.backend`); ``models`` holds the model registry, ``train`` the trainer.
+"""
+from lrd_core import api as _api
+
 from . import models
-from .apply import build, compress, plan, rebuild
-from .checkpoint import load, load_checkpoint, load_plan, read_checkpoint, save, write_checkpoint
-from .inspect import inspect
-from .state import load_numpy, state_to_numpy
-from .latency import measure_latency
-from .freeze import freeze_phase, frozen_names, set_frozen, unfreeze
-from .export import export  # the function; the module stays importable as lrd_torch.export via importlib
+from .backend import BACKEND
 
 FRAMEWORK = "torch"
-__all__ = ["models", "inspect", "plan", "compress", "rebuild", "build", "save", "load", "load_plan",
-           "read_checkpoint", "write_checkpoint", "load_checkpoint", "state_to_numpy", "load_numpy",
-           "measure_latency", "export", "set_frozen", "frozen_names", "freeze_phase", "unfreeze"]
+# inspect, plan, compress, rebuild, build, state_to_numpy, load_numpy, count_params, read_checkpoint,
+# write_checkpoint, load_checkpoint, save, load, load_plan, measure_latency, with_plan, peak_memory,
+# export, set_frozen, frozen_names, freeze_phase, unfreeze, and the groups multistage and latency:
+__all__ = ["models", "BACKEND", "FRAMEWORK"] + _api.install(globals(), BACKEND)

@@ -10,30 +10,13 @@ hooks for the parameters that require grad when it is built).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-
-@dataclass
-class DistContext:
-    """Where this process sits in the data-parallel group."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    backend: Optional[str] = None
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
+from lrd_core.distributed import DistContext
 
 
 def init(backend: Optional[str] = None) -> DistContext:

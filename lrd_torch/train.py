@@ -15,52 +15,26 @@ import torch
 from torch import nn
 
 from lrd_core import freezing
+from lrd_core.distributed import DistContext
 from lrd_core.errors import ConfigError
-from lrd_core.io import atomic_dir
+from lrd_core.layout import OPTIMIZER_FILES, PLAN_FILE, WEIGHT_FILES
 from lrd_core.plan import Plan
-from lrd_core.trainstate import (Monitor, TrainState, checkpoint_name, prune_checkpoints, read_state,
-                                 resume_or_start, write_json)
-from lrd_data import ArrayData, Loader
-from lrd_data.loader import eval_loader
+from lrd_core.trainstate import Monitor, TrainState, read_state, resume_or_start
+from lrd_core.trainstate import save_training_checkpoint as save_training_checkpoint_dir
+from lrd_data import Loader
+from lrd_data.loader import train_loader
+
+from lrd_torch import evaluate, predict, set_frozen, unfreeze  # noqa: F401  (bound from lrd_core.api)
 
 from . import distributed as D
-from .freeze import set_frozen, unfreeze
 
-WEIGHTS, OPTIMIZER, PLAN = "model.pt", "optimizer.pt", "plan.json"
+WEIGHTS, OPTIMIZER = WEIGHT_FILES["torch"], OPTIMIZER_FILES["torch"]
 
 
 # ------------------------------------------------------------------------------------ evaluation
 def _device(model: nn.Module):
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
-
-
-def predict(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Eval-mode logits of ``model`` for images ``x``."""
-    was = model.training
-    model.eval()
-    outs = []
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], np.float32))
-            outs.append(model(chunk.to(_device(model))).float().cpu().numpy())
-    model.train(was)
-    return np.concatenate(outs)
-
-
-def evaluate(model: nn.Module, data, batch_size: int = 256) -> float:
-    """Top-1 accuracy on ``data`` (ArrayData, a loader source or a Loader)."""
-    loader = data if isinstance(data, Loader) else eval_loader(data, batch_size)
-    was = model.training
-    model.eval()
-    correct = seen = 0
-    with torch.no_grad():
-        for x, y in loader.epoch_batches(0):
-            pred = model(torch.from_numpy(x).to(_device(model))).argmax(1).cpu().numpy()
-            correct += int((pred == y).sum())
-            seen += len(y)
-    model.train(was)
-    return correct / max(seen, 1)
 
 
 def recalibrate_bn(model: nn.Module, data, batches: int = 20, batch_size: int = 64, seed: int = 0) -> int:
@@ -104,21 +78,15 @@ def make_optimizer(model: nn.Module, momentum: float = 0.9, weight_decay: float 
 
 
 # ------------------------------------------------------------------------------------ checkpoints
-def save_checkpoint(directory: str, model: nn.Module, optimizer, state: TrainState,
-                    plan: Optional[Plan] = None, keep: int = 2) -> str:
+def save_training_checkpoint(directory: str, model: nn.Module, optimizer, state: TrainState,
+                             plan: Optional[Plan] = None, keep: int = 2) -> str:
     """Write ``directory/ckpt-<step>/`` atomically (weights, optimizer, state, plan); prune old ones."""
-    path = os.path.join(directory, checkpoint_name(state.global_step))
-    with atomic_dir(path) as tmp:
-        torch.save(model.state_dict(), os.path.join(tmp, WEIGHTS))
-        torch.save(optimizer.state_dict(), os.path.join(tmp, OPTIMIZER))
-        if plan is not None:
-            plan.to_json(os.path.join(tmp, PLAN))
-        write_json(state.to_dict(), os.path.join(tmp, "state.json"))
-    prune_checkpoints(directory, keep)
-    return path
+    return save_training_checkpoint_dir(directory, state, plan, keep, {
+        WEIGHTS: lambda path: torch.save(model.state_dict(), path),
+        OPTIMIZER: lambda path: torch.save(optimizer.state_dict(), path)})
 
 
-def load_checkpoint(path: str, model: nn.Module, optimizer=None) -> TrainState:
+def restore_training_checkpoint(path: str, model: nn.Module, optimizer=None) -> TrainState:
     """Load weights (and optimizer state) of a training checkpoint directory; returns its state."""
     model.load_state_dict(torch.load(os.path.join(path, WEIGHTS), map_location=_device(model), weights_only=True))
     if optimizer is not None:
@@ -127,20 +95,12 @@ def load_checkpoint(path: str, model: nn.Module, optimizer=None) -> TrainState:
 
 
 # ------------------------------------------------------------------------------------ training
-def _loader(data, batch_size: int, seed: int, ctx: D.DistContext) -> Loader:
-    if isinstance(data, Loader):
-        return data
-    if isinstance(data, ArrayData) or hasattr(data, "get"):
-        return Loader(data, batch_size, shuffle=True, seed=seed, rank=ctx.rank, world=ctx.world)
-    raise ConfigError(f"training data must be an ArrayData, a loader source or a Loader, got {type(data).__name__}")
-
-
 def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: int = 64, momentum: float = 0.9,
         weight_decay: float = 1e-4, label_smoothing: float = 0.0, seed: int = 0,
         log: Optional[Callable[[str], None]] = print, *, plan: Optional[Plan] = None, freeze=None,
         out_dir: Optional[str] = None, resume: bool = True, save_every_steps: int = 0, save_every_epochs: int = 1,
         keep: int = 2, eval_data=None, log_every: int = 0, progress: Optional[bool] = None,
-        on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[D.DistContext] = None) -> dict:
+        on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[DistContext] = None) -> dict:
     """Train ``model`` with momentum SGD; ``lr`` holds one value per step.
 
     Parameters
@@ -176,14 +136,15 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
     freeze = freezing.as_freeze_config(freeze)
     if freeze.policy != "none" and (plan is None or not plan.decomposed()):
         raise ConfigError(f"freeze={freeze.policy!r} needs the plan of a compressed model (nothing to freeze)")
-    loader = _loader(data, batch_size, seed, ctx)
+    loader = train_loader(data, batch_size, seed, ctx.rank, ctx.world)
     steps = loader.steps_per_epoch
     if len(lr) < epochs * steps:
         raise ConfigError(f"lr schedule has {len(lr)} values, {epochs} epochs x {steps} steps need {epochs * steps}")
     optimizer = make_optimizer(model, momentum, weight_decay)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    state, resumed, last = resume_or_start(out_dir, resume, epochs, steps, plan, PLAN,
-                                           lambda path: load_checkpoint(path, model, optimizer), ctx.is_main)
+    state, resumed, last = resume_or_start(out_dir, resume, epochs, steps, plan, PLAN_FILE,
+                                           lambda path: restore_training_checkpoint(path, model, optimizer),
+                                           ctx.is_main)
     main = ctx.is_main
     say = log if main else None
     if resumed is not None and say:
@@ -221,12 +182,12 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
                     cb(state)
                 if out_dir and main and save_every_steps and state.global_step % save_every_steps == 0 \
                         and state.step_in_epoch:
-                    save_checkpoint(out_dir, model, optimizer, state, plan, keep)
+                    save_training_checkpoint(out_dir, model, optimizer, state, plan, keep)
             acc = evaluate(model, eval_data) if eval_data is not None else None
             model.train()
             monitor.on_epoch_end(acc)
             if out_dir and main and save_every_epochs and (state.epoch % save_every_epochs == 0 or state.finished):
-                save_checkpoint(out_dir, model, optimizer, state, plan, keep)
+                save_training_checkpoint(out_dir, model, optimizer, state, plan, keep)
     finally:
         monitor.close()
         unfreeze(model)

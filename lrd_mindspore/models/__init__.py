@@ -1,6 +1,18 @@
-"""Model zoo: ResNet 18/34/50/101/152 with ImageNet or CIFAR stem (torchvision names)."""
-from .resnet import (MODELS, BasicBlock, Bottleneck, ResNet, create_model, resnet18, resnet34,
-                     resnet50, resnet101, resnet152)
+"""Model zoo of the mindspore adapter: a registry (``create_model``, ``register_model``, ``list_models``).
 
-__all__ = ["MODELS", "BasicBlock", "Bottleneck", "ResNet", "create_model", "resnet18",
-           "resnet34", "resnet50", "resnet101", "resnet152"]
+ResNet 18/34/50/101/152 with an ImageNet or CIFAR stem (torchvision names) and Vision Transformers
+(ViT-Ti/S/B at patch 16, any ``image_size``/``patch_size``; separate q/k/v projections); same structure,
+names and initial weights as the other framework's.
+"""
+from lrd_core.registry import ModelRegistry
+
+from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
+from .vit import VisionTransformer, vit_b_16, vit_small, vit_tiny
+
+REGISTRY = ModelRegistry("mindspore", [resnet18, resnet34, resnet50, resnet101, resnet152, vit_tiny, vit_small,
+                                         vit_b_16])
+register_model, create_model, list_models, MODELS = REGISTRY.register, REGISTRY.create, REGISTRY.list, REGISTRY
+
+__all__ = ["REGISTRY", "MODELS", "register_model", "create_model", "list_models", "BasicBlock", "Bottleneck",
+           "ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "VisionTransformer", "vit_tiny",
+           "vit_small", "vit_b_16"]

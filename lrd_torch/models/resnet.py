@@ -5,16 +5,14 @@ Same structure, names and parameter order as :mod:`lrd_mindspore.models.resnet`;
 """
 from __future__ import annotations
 
-import numbers
 from typing import Optional
 
 import torch
 from torch import nn
 
-from lrd_core.errors import ConfigError
+from lrd_core.archs import RESNET_DOC, RESNETS, STEMS, check_resnet  # noqa: F401
 from lrd_core.naming import init_arrays
 
-STEMS = ("imagenet", "cifar")
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
@@ -93,7 +91,7 @@ class ResNet(nn.Module):
     def __init__(self, block, layers, num_classes: int = 1000, stem: str = "imagenet",
                  width: int = 64, seed: Optional[int] = None):
         super().__init__()
-        _check(stem, width, num_classes)
+        check_resnet(stem, width, num_classes)
         self.stem = stem
         self.inplanes = width
         if stem == "imagenet":
@@ -127,14 +125,6 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _check(stem: str, width: int, num_classes: int) -> None:
-    if stem not in STEMS:
-        raise ConfigError(f"unknown stem {stem!r}; use one of {', '.join(STEMS)}")
-    for key, value in (("width", width), ("num_classes", num_classes)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-
-
 def _initialise(model: nn.Module, seed: Optional[int]) -> None:
     sd = model.state_dict()
     arrays = init_arrays({k: tuple(v.shape) for k, v in sd.items()}, seed)
@@ -143,46 +133,22 @@ def _initialise(model: nn.Module, seed: Optional[int]) -> None:
             v.copy_(torch.from_numpy(arrays[k]))
 
 
-def _builder(block, layers, doc_name: str):
+def _builder(name: str):
+    kind, layers = RESNETS[name]
+    block = BasicBlock if kind == "basic" else Bottleneck
+
     def build(num_classes: int = 1000, stem: str = "imagenet", width: int = 64,
               seed: Optional[int] = None) -> ResNet:
         with torch.random.fork_rng(devices=[]):  # default init must not move the global RNG
             return ResNet(block, layers, num_classes, stem, width, seed)
 
-    build.__name__ = build.__qualname__ = doc_name
-    build.__doc__ = (f"Build {doc_name} (v1.5).\n\n    Parameters\n    ----------\n"
-                     "    num_classes : int\n    stem : {'imagenet', 'cifar'}\n"
-                     "    width : int\n        Base channel count (64 is standard).\n"
-                     "    seed : int or None\n        Seed of the initial weights.\n\n"
-                     "    Returns\n    -------\n    ResNet\n")
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = RESNET_DOC.format(name=name)
     return build
 
 
-resnet18 = _builder(BasicBlock, (2, 2, 2, 2), "resnet18")
-resnet34 = _builder(BasicBlock, (3, 4, 6, 3), "resnet34")
-resnet50 = _builder(Bottleneck, (3, 4, 6, 3), "resnet50")
-resnet101 = _builder(Bottleneck, (3, 4, 23, 3), "resnet101")
-resnet152 = _builder(Bottleneck, (3, 8, 36, 3), "resnet152")
-
-MODELS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
-          "resnet101": resnet101, "resnet152": resnet152}
-
-
-def create_model(name: str, **kwargs) -> ResNet:
-    """Build a registered model by name.
-
-    Parameters
-    ----------
-    name : str
-        One of :data:`MODELS`.
-    **kwargs
-        Passed to the builder (num_classes, stem, width, seed).
-
-    Raises
-    ------
-    lrd_core.errors.ConfigError
-        Unknown name or bad option.
-    """
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
-    return MODELS[name](**kwargs)
+resnet18 = _builder("resnet18")
+resnet34 = _builder("resnet34")
+resnet50 = _builder("resnet50")
+resnet101 = _builder("resnet101")
+resnet152 = _builder("resnet152")

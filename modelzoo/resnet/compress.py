@@ -11,8 +11,8 @@ from lrd_core.errors import ConfigError, LRDError
 
 def main():
     from src.model_utils.config import config
-    from lrd_cli import pipeline
-    from lrd_cli.runtime import Runtime
+    from lrd_recipe import pipeline
+    from lrd_recipe.runtime import Runtime
 
     if not config.pre_trained:
         raise ConfigError("compress.py needs pre_trained: the checkpoint of the trained original network")

@@ -7,7 +7,7 @@ from lrd_core.errors import ConfigError, LRDError
 
 def main():
     from src.model_utils.config import config
-    from lrd_cli.runtime import Runtime
+    from lrd_recipe.runtime import Runtime
 
     if not config.checkpoint_path:
         raise ConfigError("eval.py needs checkpoint_path (a .ckpt/.pt file or a compressed-model directory)")

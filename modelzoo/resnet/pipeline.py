@@ -9,7 +9,7 @@ from lrd_core.errors import LRDError
 
 def main():
     from src.model_utils.config import config
-    from lrd_cli import pipeline
+    from lrd_recipe import pipeline
 
     pipeline.run(config)
 

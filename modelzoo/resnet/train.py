@@ -16,7 +16,7 @@ from lrd_core.errors import LRDError
 
 def main():
     from src.model_utils.config import config
-    from lrd_cli import pipeline
+    from lrd_recipe import pipeline
 
     compressed = pipeline.check_checkpoint_path(config)     # a wrong checkpoint_path fails here, before any work
     pipeline.run(config, only_train=not compressed, export=False)

@@ -36,3 +36,25 @@ def test_resnet50_mode_membership():
     assert not any("downsample" in n for n in names["mode4"])
     assert all(n == "fc" or n.endswith(("conv1", "conv3", "downsample.0")) for n in names["mode5"])
     assert names["mode3"] < names["mode2"] < names["vanilla"] and names["mode4"] < names["vanilla"]
+
+
+# Three stages (3, 4, 6 bottlenecks): "blocks 3 and 4" of the paper are the last two stages, 2 and 3.
+@pytest.mark.parametrize("mode,count", [("vanilla", 43), ("mode1", 14), ("mode2", 41), ("mode3", 29),
+                                        ("mode4", 40), ("mode5", 30), ("all", 44)])
+def test_modes_follow_the_stages_of_the_network(mode, count):
+    layers = resnet_infos(50, counts=(3, 4, 6))
+    assert len(chosen(mode, layers)) == count
+
+
+def test_relative_stages_pick_the_last_ones():
+    names = {m: set(chosen(m, resnet_infos(50, counts=(3, 4, 6)))) for m in ("mode2", "mode3")}
+    assert "layer1.0.downsample.0" in names["mode2"]
+    assert {"layer2.0.downsample.0", "layer3.0.downsample.0"}.isdisjoint(names["mode2"])
+    assert "layer2.0.conv1" in names["mode3"] and "layer3.0.conv1" not in names["mode3"]
+    assert "layer3.5.conv2" in names["mode3"]
+
+
+def test_roles_without_a_stage_count_mean_the_papers_four():
+    from lrd_core.layers import Role
+    assert Role(stage=3).stage_from_end == 2 and Role(stage=3, num_stages=3).stage_from_end == 1
+    assert Role().stage_from_end is None

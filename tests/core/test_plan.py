@@ -94,8 +94,8 @@ def test_manual_ranks_regex_and_exact():
 
 
 def test_grouped_conv_is_skipped_by_modes_and_refused_when_named():
-    layers = [LayerInfo("layer1.0.conv2", "conv2d", 32, 32, (3, 3), groups=32, input_hw=(8, 8), role=Role(block=1)),
-              LayerInfo("layer1.0.conv3", "conv2d", 32, 64, (1, 1), input_hw=(8, 8), role=Role(block=1))]
+    layers = [LayerInfo("layer1.0.conv2", "conv2d", 32, 32, (3, 3), groups=32, input_hw=(8, 8), role=Role(stage=1)),
+              LayerInfo("layer1.0.conv3", "conv2d", 32, 64, (1, 1), input_hw=(8, 8), role=Role(stage=1))]
     plan = make_plan(layers, mode="vanilla", ratio=2.0)
     assert plan["layer1.0.conv2"].method == "none" and "depthwise" in plan["layer1.0.conv2"].reason
     assert plan["layer1.0.conv3"].method == "svd"

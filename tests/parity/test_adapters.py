@@ -153,4 +153,4 @@ def test_multistage_style_reinspect_lists_factor_layers(fw):
     names = [l.name for l in fw.inspect(model, input_shape=(1, 3, 32, 32))]
     assert "layer2.0.conv1.1" in names and "fc.0" in names and "fc.1" in names
     roles = {l.name: l.role for l in fw.inspect(model, input_shape=(1, 3, 32, 32))}
-    assert roles["layer2.0.conv1.1"].block == 2 and roles["fc.1"].is_final_dense
+    assert roles["layer2.0.conv1.1"].stage == 2 and roles["fc.1"].is_final_dense

@@ -10,9 +10,10 @@ from torch import nn as tnn
 from lrd_core import naming
 from lrd_core.errors import ConfigError, MismatchError
 from lrd_mindspore import models as msm
-from lrd_mindspore import state as mss
+import lrd_mindspore as mss
+from lrd_mindspore import naming as ms_naming
 from lrd_torch import models as tm
-from lrd_torch import state as ts
+import lrd_torch as ts
 
 ZOO = {"torch": (tm, ts), "mindspore": (msm, mss)}
 
@@ -63,7 +64,7 @@ def test_parameter_counts(name, count):
     assert sum(int(np.prod(p.shape)) for p in m.trainable_params()) == count
     # torch trainable params in the same order as MindSpore's
     t_names = [k for k, _ in t.named_parameters()]
-    m_names = [k for k, p in mss.named_parameters(m).items() if p.requires_grad]
+    m_names = [k for k, p in mss.BACKEND.tensors(m).items() if p.requires_grad]
     assert t_names == m_names
 
 
@@ -203,7 +204,7 @@ def test_state_after_replacing_layers_with_sequential_chains():
         msnn.Conv2d(2, 16, 1, stride=2, has_bias=True)])
     ta = ts.state_to_numpy(t)
     assert "layer1.0.conv2.1.weight" in ta and "layer2.0.downsample.0.1.bias" in ta
-    assert list(_no_nbt(ta)) == list(mss.torch_style_shapes(m))
+    assert list(_no_nbt(ta)) == list(mss.BACKEND.tensors(m))
     mss.load_numpy(m, ta)
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
     yt, ym = _torch_forward(t, x), _ms_forward(m, x)
@@ -213,20 +214,20 @@ def test_state_after_replacing_layers_with_sequential_chains():
 def test_name_mapping_round_trip():
     t = ts.state_to_numpy(tm.resnet18(stem="cifar", width=8, seed=0))
     m_names = [k for k, _ in msm.resnet18(stem="cifar", width=8).parameters_and_names()]
-    converted = naming.torch_to_mindspore(t)
+    converted = ms_naming.torch_to_mindspore(t)
     assert set(converted) == set(m_names)
     assert "bn1.gamma" in converted and "layer1.0.bn2.moving_variance" in converted
     assert not any("num_batches_tracked" in k for k in converted)
     assert converted["conv1.weight"] is t["conv1.weight"]
-    back = naming.mindspore_to_torch(converted)
+    back = ms_naming.mindspore_to_torch(converted)
     assert list(back) == list(_no_nbt(t))
     # MindSpore order (moving stats first) comes back in torch order
     ms_order = {k: converted[k] for k in m_names}
-    assert list(naming.mindspore_to_torch(ms_order)) == list(_no_nbt(t))
+    assert list(ms_naming.mindspore_to_torch(ms_order)) == list(_no_nbt(t))
     # a Dense/conv named like a BN leaf is not renamed without its running_mean
     plain = {"head.weight": np.zeros((2, 2)), "head.bias": np.zeros(2)}
-    assert naming.torch_to_mindspore(plain).keys() == plain.keys()
-    assert naming.mindspore_to_torch(plain).keys() == plain.keys()
+    assert ms_naming.torch_to_mindspore(plain).keys() == plain.keys()
+    assert ms_naming.mindspore_to_torch(plain).keys() == plain.keys()
 
 
 def test_describe_mismatch_none_when_equal():
@@ -238,9 +239,16 @@ def test_describe_mismatch_none_when_equal():
 
 def test_create_model_errors(fw):
     models, _ = fw
-    assert set(models.MODELS) == {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}
-    with pytest.raises(ConfigError, match="resnet50"):
+    assert set(models.MODELS) == {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vit_tiny",
+                                  "vit_small", "vit_b_16"}
+    assert models.list_models("vit") == ["vit_tiny", "vit_small", "vit_b_16"]
+    with pytest.raises(ConfigError, match="did you mean resnet50"):
         models.create_model("resnet51")
+    with pytest.raises(ConfigError, match="resnet18.*unexpected keyword"):
+        models.create_model("resnet18", depth=3)
+    model = models.create_model("resnet18", stem="cifar", width=4, num_classes=3, seed=0)
+    from lrd_core.registry import model_spec
+    assert model_spec(model) == ("resnet18", {"stem": "cifar", "width": 4, "num_classes": 3, "seed": 0})
     with pytest.raises(ConfigError, match="cifar"):
         models.create_model("resnet18", stem="mnist")
     with pytest.raises(ConfigError, match="width"):

@@ -49,7 +49,7 @@ def test_auto_plan_decides_every_candidate_and_reuses_the_cache(fw, tmp_path):
 
 
 def test_measure_latency_single_and_interleaved(fw):
-    lat = importlib.import_module(f"lrd_{fw.FRAMEWORK}.latency")
+    lat = fw.latency
     model = tiny(fw)
     before = fw.state_to_numpy(model)
     one = lat.measure_latency(model, (2, 3, 16, 16), "CPU", "infer", warmup=1, repeat=3, **threads(fw))
@@ -66,7 +66,7 @@ def test_measure_latency_single_and_interleaved(fw):
 
 
 def test_peak_memory_probe_in_a_fresh_process(fw):
-    lat = importlib.import_module(f"lrd_{fw.FRAMEWORK}.latency")
+    lat = fw.latency
     mem = lat.peak_memory("resnet18", {"stem": "cifar", "width": 16, "num_classes": 10}, None, (8, 3, 32, 32))
     assert mem["kind"] == "host RSS"
     assert 0 < mem["infer_peak_mb"] < mem["train_peak_mb"] < 4096

@@ -10,7 +10,7 @@ from lrd_core.search import search_plan
 
 ENV = dict(device="CPU", framework="torch", version="2.13.0", threads=1, host="test-cpu x2")
 LAYER = LayerInfo("layer3.0.conv2", "conv2d", 256, 256, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, False, (14, 14),
-                  Role(block=3))
+                  Role(stage=3))
 
 
 def test_hits_misses_and_persistence(tmp_path):

@@ -18,7 +18,7 @@ PHASES = ("infer@1", "infer@8", "train@8")
 def conv(name, cin, cout, k, hw, block):
     p = k // 2
     return LayerInfo(name, "conv2d", cin, cout, (k, k), (1, 1), (p, p, p, p), (1, 1), 1, False, (hw, hw),
-                     Role(block=block))
+                     Role(stage=block))
 
 
 FAST = conv("layer3.0.conv2", 256, 256, 3, 14, 3)      # faster when decomposed

@@ -23,13 +23,8 @@ def tiny_data(n: int = 64, seed: int = 0, classes: int = 4, size: int = 8) -> Ar
 
 def tiny_model(fw, bn: bool = True, seed: int = 0):
     """conv3x3(3->8)[+BN] -> conv3x3(8->8)[+BN] -> conv1x1(8->16) -> mean -> fc(16->4), ReLUs between."""
-    if fw.FRAMEWORK == "torch":
-        model = _torch_tiny(bn)
-        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    else:
-        model = _ms_tiny(bn)
-        from lrd_mindspore.state import torch_style_shapes
-        shapes = torch_style_shapes(model)
+    model = _torch_tiny(bn) if fw.FRAMEWORK == "torch" else _ms_tiny(bn)
+    shapes = {k: tuple(t.shape) for k, t in fw.BACKEND.tensors(model).items()}
     arrays = init_arrays(shapes, seed)
     fw.load_numpy(model, arrays)
     return model

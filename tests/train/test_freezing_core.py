@@ -7,8 +7,8 @@ from lrd_core.freezing import FreezeConfig
 from lrd_core.layers import LayerInfo, Role
 from lrd_core.planner import make_plan
 
-LAYERS = [LayerInfo("a", "conv2d", 16, 16, (3, 3), padding=(1, 1, 1, 1), input_hw=(8, 8), role=Role(block=1)),
-          LayerInfo("b", "conv2d", 16, 32, (1, 1), input_hw=(8, 8), role=Role(block=1)),
+LAYERS = [LayerInfo("a", "conv2d", 16, 16, (3, 3), padding=(1, 1, 1, 1), input_hw=(8, 8), role=Role(stage=1)),
+          LayerInfo("b", "conv2d", 16, 32, (1, 1), input_hw=(8, 8), role=Role(stage=1)),
           LayerInfo("fc", "dense", 32, 10, has_bias=True, role=Role(is_final_dense=True))]
 
 

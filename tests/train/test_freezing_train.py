@@ -57,7 +57,7 @@ def test_frozen_parameters_get_no_gradient(lrd_torch, lrd_mindspore):
     """torch: frozen .grad stays None after a step; MindSpore: the phase cell differentiates only
     the trainable parameters (its optimizer holds exactly them)."""
     import torch
-    from lrd_torch.freeze import freeze_phase
+    from lrd_torch import freeze_phase
     from lrd_torch.train import make_optimizer
 
     model, plan = compressed_tiny(lrd_torch)
@@ -71,14 +71,14 @@ def test_frozen_parameters_get_no_gradient(lrd_torch, lrd_mindspore):
     assert all(p.grad is not None for n, p in named.items() if n not in frozen)
 
     from mindspore import nn
-    from lrd_mindspore.state import named_parameters
+    from lrd_mindspore import BACKEND
     from lrd_mindspore.train import PhaseSteps
 
     net, plan = compressed_tiny(lrd_mindspore)
     steps = PhaseSteps(net, nn.CrossEntropyLoss(), np.full(4, 0.1, np.float32), 0.9, 1e-4)
     frozen = freezing.frozen_parameters(plan, "sequential", 1)
     cell = steps.get(frozen)
-    by_id = {id(p): k for k, p in named_parameters(net).items()}
+    by_id = {id(p): k for k, p in BACKEND.tensors(net).items()}
     differentiated = {by_id[id(p)] for p in cell.weights}
     assert differentiated == set(steps.params) - frozen
     assert {by_id[id(p)] for p in steps.get(frozenset()).weights} == set(steps.params)

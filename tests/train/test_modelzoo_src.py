@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from lrd_cli import recipe
+from lrd_recipe import config as recipe
 from lrd_core.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -8,8 +8,8 @@ from lrd_core.factorize import compose, skeleton, tucker2
 from lrd_core.layers import LayerInfo, Role
 from lrd_core.planner import make_plan
 
-INFOS = [LayerInfo("conv", "conv2d", 24, 32, (3, 3), padding=(1, 1, 1, 1), input_hw=(8, 8), role=Role(block=1)),
-         LayerInfo("pw", "conv2d", 32, 48, (1, 1), input_hw=(8, 8), role=Role(block=2)),
+INFOS = [LayerInfo("conv", "conv2d", 24, 32, (3, 3), padding=(1, 1, 1, 1), input_hw=(8, 8), role=Role(stage=1)),
+         LayerInfo("pw", "conv2d", 32, 48, (1, 1), input_hw=(8, 8), role=Role(stage=2)),
          LayerInfo("fc", "dense", 48, 10, has_bias=True, role=Role(is_final_dense=True))]
 
 

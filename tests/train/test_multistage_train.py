@@ -12,7 +12,7 @@ from .helpers import INPUT, compressed_tiny, tiny_data, tiny_model
 
 
 def test_stages_shrink_ranks_without_adding_layers(fw, tmp_path):
-    stages = importlib.import_module(f"lrd_{fw.FRAMEWORK}.multistage")
+    stages = fw.multistage
     model, plan = compressed_tiny(fw, ratio=1.2)
     n_layers = len(fw.inspect(model, input_shape=INPUT))
     x = tiny_data(8).x

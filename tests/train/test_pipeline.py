@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from lrd_cli import pipeline, recipe
+from lrd_recipe import config as recipe, pipeline
 from lrd_data import load_digits
 
 CONTRACT = ("framework", "model", "plan", "accuracy_original", "accuracy_decomposed", "accuracy_finetuned",

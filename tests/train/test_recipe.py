@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from lrd_cli import recipe
-from lrd_cli.demo import DEMO
+from lrd_recipe import config as recipe
+from lrd_recipe.demo import DEMO
 from lrd_cli.main import main
 from lrd_core.errors import ConfigError
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from lrd_cli import pipeline, recipe
+from lrd_recipe import config as recipe, pipeline
 from lrd_cli.main import main
 from lrd_core.errors import ConfigError
 
@@ -81,11 +81,11 @@ def test_compressed_directory_is_recalibrated_like_the_one_run_flow(fw, tmp_path
 
 def test_run_without_original_training_saves_the_original_weights_and_the_demo_parity_runs(lrd_mindspore, tmp_path):
     """`lrd demo --epochs 0`: original/model.ckpt is written, and the parity check at the end reads it."""
-    from lrd_cli import demo
+    from lrd_recipe import demo
 
     cfg = _tiny(tmp_path, framework="mindspore", mode_name="PYNATIVE", train_limit=64, eval_limit=64,
                 eval_batch_size=64)
-    summary = pipeline.run(cfg, log=lambda *_: None, extra=demo._parity, export=False)
+    summary = pipeline.run(cfg, log=lambda *_: None, extra=demo.parity, export=False)
     initial = lrd_mindspore.models.resnet18(num_classes=10, stem="cifar", width=4, seed=0)
     saved = lrd_mindspore.models.resnet18(num_classes=10, stem="cifar", width=4, seed=1)
     assert not np.array_equal(lrd_mindspore.state_to_numpy(saved)["conv1.weight"],
@@ -99,7 +99,7 @@ def test_run_without_original_training_saves_the_original_weights_and_the_demo_p
 
 
 def test_image_folder_class_count_must_match_class_num(tmp_path):
-    from lrd_cli.runtime import Runtime
+    from lrd_recipe.runtime import Runtime
     from lrd_data import write_folder
 
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ def create_dataset(config, do_train=True, rank=0, world=1):
     """Training data of process ``rank`` out of ``world`` data-parallel processes (``do_train``;
     each rank gets its slice of every global batch of ``world x batch_size``), or the evaluation
     source (every rank evaluates the whole set). No device or process group is set up here."""
-    from lrd_cli import runtime
+    from lrd_recipe import runtime
 
     if not 0 <= rank < world:
         from lrd_core.errors import ConfigError

@@ -1,12 +1,12 @@
 """Parse the recipe: ``--config_path FILE.yaml`` then flags (every YAML key is also a ``--key`` flag).
 
 Unknown YAML keys are rejected with the closest known key; the schema and its defaults live in
-:mod:`lrd_cli.recipe` (shared with the ``lrd`` command line and ``lrd demo``).
+:mod:`lrd_recipe.config` (shared with the ``lrd`` command line and ``lrd demo``).
 """
 import os
 import sys
 
-from lrd_cli import recipe
+from lrd_recipe import config as recipe
 from lrd_core.errors import LRDError
 
 HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,0 +1,136 @@
+"""``lrd plan``: choose layers and ranks (fixed modes or the hardware-aware ``auto``); write plan.json."""
+from __future__ import annotations
+
+import sys
+import time
+
+from lrd_core.config import PlanConfig
+from lrd_core.errors import ConfigError
+from lrd_core.frameworks import adapter
+from lrd_core.io import check_output_file
+from lrd_core.modes import MODES
+
+from .common import add_model_args, build_model, device_type, input_shape
+
+
+def _parse_rank(text: str):
+    if "=" not in text:
+        raise ConfigError(f"--rank takes NAME=R or NAME=R_OUT,R_IN, got {text!r}")
+    name, value = text.split("=", 1)
+    parts = value.split(",")
+    try:
+        ranks = [int(v) for v in parts]
+    except ValueError:
+        raise ConfigError(f"--rank {text!r}: ranks must be integers") from None
+    return name, (ranks[0] if len(ranks) == 1 else tuple(ranks))
+
+
+def parse_role(text: str):
+    """``--role NAME_OR_REGEX=stage:4,is_downsample:true`` -> (pattern, {field: value})."""
+    if "=" not in text:
+        raise ConfigError(f"--role takes NAME=field:value[,field:value...], e.g. 'blocks\\.7\\..*=stage:4', got {text!r}")
+    name, spec = text.split("=", 1)
+    fields = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        key, sep, value = item.partition(":")
+        if not sep:
+            raise ConfigError(f"--role {text!r}: each item is field:value (stage:3, is_downsample:true, "
+                              f"is_stem:false, is_final_dense:true)")
+        low = value.strip().lower()
+        fields[key.strip()] = (None if low in ("none", "null") else True if low == "true" else
+                               False if low == "false" else int(low) if low.lstrip("-").isdigit() else value.strip())
+    return name, fields
+
+
+def add(sub) -> None:
+    p = sub.add_parser("plan", help="choose layers and ranks; write plan.json and print the summary")
+    add_model_args(p)
+    p.add_argument("--mode", default="vanilla", choices=list(MODES),
+                   help="compression mode (default vanilla); auto times layers on --device and keeps faster ones")
+    p.add_argument("--include", action="append", default=[], metavar="RE", help="also decompose these layers")
+    p.add_argument("--exclude", action="append", default=[], metavar="RE", help="never decompose these layers")
+    p.add_argument("--rank-selection", default="pr", choices=("pr", "vbmf", "energy", "manual"))
+    p.add_argument("--ratio", type=float, default=2.0, help="per-layer parameter reduction for PR (> 1)")
+    p.add_argument("--final-dense-ratio", type=float, default=None, help="milder ratio for the classifier")
+    p.add_argument("--vbmf-weakening", type=float, default=0.8)
+    p.add_argument("--energy", type=float, default=0.95)
+    p.add_argument("--rank-multiple", type=int, default=1, help="rank quantization step q (e.g. 32)")
+    p.add_argument("--rank-rounding", default="nearest", choices=("nearest", "up", "down"))
+    p.add_argument("--rank", action="append", default=[], metavar="NAME=R[,R_IN]",
+                   help="manual rank of a layer (name or regex); repeatable")
+    p.add_argument("--role", action="append", default=[], metavar="NAME=FIELD:VALUE[,...]",
+                   help="override a layer's inferred role (name or regex), e.g. 'layer4\\..*=stage:4' or "
+                        "'proj=is_downsample:true'; fields: stage, is_downsample, is_stem, is_final_dense; repeatable")
+    add_auto_args(p)
+    p.add_argument("--out", required=True, help="where to write plan.json")
+    p.set_defaults(func=run)
+
+
+def add_auto_args(p) -> None:
+    """Options of the hardware-aware mode (``--mode auto``)."""
+    g = p.add_argument_group("hardware-aware search (--mode auto)")
+    g.add_argument("--device", default="CPU", type=device_type, help="where layers are timed: CPU, GPU or Ascend")
+    g.add_argument("--budget", type=float, default=None,
+                   help="model-level reduction to reach, e.g. 2 = half the parameters (or MACs)")
+    g.add_argument("--budget-kind", default="params", choices=("params", "macs"))
+    g.add_argument("--objective", default="both", choices=("both", "infer", "train"),
+                   help="phases that must get faster (default both: inference bs 1 and B, training step)")
+    g.add_argument("--profile-batch", type=int, default=8, help="batch size B of the timed layers")
+    g.add_argument("--margin", type=float, default=0.05, help="a layer must be this much faster on average over the phases, and no more "
+                   "than this slower in any (default 0.05)")
+    g.add_argument("--tie-tolerance", type=float, default=0.03,
+                   help="ranks this close in time count as equal; the larger is kept")
+    g.add_argument("--search-radius", type=int, default=1, help="ranks tried each side of the estimate (steps of q)")
+    g.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip timing the whole network at the end")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads while timing (recorded in the plan)")
+    g.add_argument("--latency-cache", default=None, metavar="PATH",
+                   help="latency cache file (default $LRD_CACHE_DIR/latency.json or ~/.cache/lrd/latency.json)")
+    g.add_argument("--no-cache", dest="use_cache", action="store_false", help="time everything afresh")
+
+
+def plan_options(args) -> dict:
+    options = dict(mode=args.mode, include=args.include, exclude=args.exclude, rank_selection=args.rank_selection,
+                   ratio=args.ratio, final_dense_ratio=args.final_dense_ratio, vbmf_weakening=args.vbmf_weakening,
+                   energy=args.energy, rank_multiple=args.rank_multiple, rank_rounding=args.rank_rounding,
+                   ranks=dict(_parse_rank(r) for r in args.rank), roles=dict(parse_role(r) for r in args.role))
+    if args.mode == "auto":
+        options.update(device=args.device, budget=args.budget, budget_kind=args.budget_kind,
+                       objective=args.objective, profile_batch=args.profile_batch, margin=args.margin,
+                       tie_tolerance=args.tie_tolerance, search_radius=args.search_radius, verify=args.verify)
+    return options
+
+
+def auto_runtime(args) -> dict:
+    """Keywords of ``plan(mode='auto')`` that are not plan options (cache, threads, progress)."""
+    return dict(threads=args.threads, cache_path=args.latency_cache, use_cache=args.use_cache,
+                log=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def run(args) -> int:
+    options = plan_options(args)
+    PlanConfig.from_kwargs(**options)            # validate before building a model
+    check_output_file(args.out, [args.checkpoint])
+    fw = adapter(args.framework)
+    model = build_model(fw, args)
+    shape = input_shape(args)
+    t0 = time.perf_counter()
+    extra = auto_runtime(args) if args.mode == "auto" else {}
+    plan = fw.plan(model, input_shape=shape, **options, **extra)
+    plan.meta.update({"model": args.model, "model_kwargs": _model_meta(args), "checkpoint": args.checkpoint})
+    print(plan.summary())
+    auto = plan.meta.get("auto")
+    if auto:
+        prof = auto.get("profile", {})
+        print(f"auto on {auto['device']}: {prof.get('measured_variants', 0)} layer variants timed, "
+              f"{prof.get('hits', 0)} cache hits ({prof.get('path')})")
+        if auto.get("budget") is not None and not auto.get("budget_met"):
+            print(f"warning: budget {auto['budget']}x ({auto['budget_kind']}) not reached without slowing the "
+                  f"network; reached {auto['chosen']['reduction']:.2f}x", file=sys.stderr)
+    plan.to_json(args.out, inputs=[args.checkpoint])
+    print(f"plan for {args.model} written to {args.out} ({time.perf_counter() - t0:.1f}s)")
+    return 0
+
+
+def _model_meta(args) -> dict:
+    return {k: getattr(args, k) for k in ("stem", "num_classes", "width") if getattr(args, k, None) is not None}

@@ -1,0 +1,44 @@
+"""Predictions and top-1 accuracy of a model on NumPy data, for any backend."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import checks
+
+
+def predict(backend, model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Eval-mode outputs of ``model`` for inputs ``x`` (N, ...), in chunks of ``batch_size``.
+
+    A short last chunk is zero-padded to ``batch_size`` (when ``x`` has more than one chunk), so a
+    compiled graph (MindSpore GRAPH mode) serves every chunk with one input shape.
+    """
+    checks.model(backend, model)
+    x = np.asarray(x)
+    if x.ndim < 2 or len(x) == 0:
+        raise ConfigError(f"predict needs a non-empty batch of inputs (N, ...), got shape {x.shape}")
+    outs = []
+    for start in range(0, len(x), batch_size):
+        chunk = np.ascontiguousarray(x[start:start + batch_size], np.float32)
+        n = len(chunk)
+        if n < batch_size < len(x):
+            chunk = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], np.float32)])
+        outs.append(backend.forward(model, chunk)[:n])
+    return np.concatenate(outs)
+
+
+def evaluate(backend, model, data, batch_size: int = 256) -> float:
+    """Top-1 accuracy on ``data``: an :class:`lrd_data.ArrayData`, a loader source or an
+    :class:`lrd_data.Loader` (labels are integer class indices)."""
+    from lrd_data import ArrayData, Loader
+    from lrd_data.loader import eval_loader
+
+    checks.model(backend, model)
+    if isinstance(data, ArrayData):
+        return float((predict(backend, model, data.x, batch_size).argmax(1) == data.y).mean())
+    loader = data if isinstance(data, Loader) else eval_loader(data, batch_size)
+    correct = seen = 0
+    for x, y in loader.epoch_batches(0):
+        correct += int((predict(backend, model, x, loader.batch_size).argmax(1) == y).sum())
+        seen += len(y)
+    return correct / max(seen, 1)
