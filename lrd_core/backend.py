@@ -110,8 +110,8 @@ class Backend(Protocol):
         training step (``'train'``: forward, backward, momentum SGD; cross-entropy on random labels
         when ``num_classes`` is given, else a fixed output gradient) and wait for the device."""
 
-    def peak_memory_probe(self, device: str) -> Optional[Tuple[Callable[[], None], Callable[[], float]]]:
-        """``(reset, peak_mb)`` of device memory for accelerators, None for host memory."""
+    def device_memory(self) -> Tuple[Callable[[], None], Callable[[], float]]:
+        """``(reset, peak_mb)`` of the accelerator's allocated memory (host memory is measured in core)."""
 
     # ------------------------------------------------------------------ export
     def export_native(self, model, path: str, fmt: str, input_shape, dynamic_batch: bool,

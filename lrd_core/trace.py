@@ -18,6 +18,8 @@ again) start a new version of the tensor, so run order is all that is needed.
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -55,6 +57,11 @@ def classify(op_type: str) -> str:
     if key in OP_NAMES:
         return OP_NAMES[key]
     return "pool" if "pool" in key else "other"
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield
 
 
 # ---------------------------------------------------------------------------- the record
@@ -173,6 +180,31 @@ class TraceRecorder:
             return
         in_ids, in_shapes = self._ids(inputs)
         self._ops.append(TraceOp(kind or classify(op_type or name), name, in_ids, out_ids, in_shapes, out_shapes))
+
+    def hooks(self, name: str, kind: Optional[str], leaf: bool, guard: Callable = None):
+        """``(pre, post)`` module/cell hooks (``pre(module, args, kwargs)``, ``post(module, args, kwargs,
+        output)``) that record one named module: a leaf as an operation, a container as a scope. ``guard()``
+        returns a context manager the recording runs in (e.g. pausing a function recorder)."""
+        guard = guard or _nothing
+        if leaf:
+            tokens = []
+
+            def pre(module, args, kwargs):
+                tokens.append(self.begin())
+
+            def post(module, args, kwargs, output):
+                with guard():
+                    self.end(tokens.pop() if tokens else False, name, (args, kwargs), output, kind=kind,
+                             op_type=type(module).__name__)
+        else:
+            def pre(module, args, kwargs):
+                with guard():
+                    self.enter(name, (args, kwargs))
+
+            def post(module, args, kwargs, output):
+                with guard():
+                    self.exit(name, output)
+        return pre, post
 
     def enter(self, name: str, inputs) -> None:
         if not self.quiet:
@@ -431,3 +463,23 @@ def output_size(graph: Graph, node: int) -> Optional[int]:
     """H*W of a node's first output; None for dense layers and other non-4-D outputs."""
     shapes = graph.nodes[node].out_shapes
     return spatial_size(shapes[0]) if shapes else None
+
+
+def run_with_input_hooks(run: Callable[[], object], modules: Dict[str, object], register: Callable,
+                         to_numpy: Callable, sink: Callable) -> object:
+    """Call ``run()`` with a pre-hook on every module of ``modules`` (``{name: module}``) handing its first
+    input to ``sink(name, float32 array)``; ``register(module, hook) -> handle`` (with ``handle.remove()``)
+    is the framework's pre-hook registration. The hooks are removed even on error."""
+    import numpy as np
+
+    def hook_for(name):
+        def hook(module, inputs):
+            sink(name, np.asarray(to_numpy(inputs[0]), dtype=np.float32))
+        return hook
+
+    handles = [register(m, hook_for(n)) for n, m in modules.items()]
+    try:
+        return run()
+    finally:
+        for h in handles:
+            h.remove()

@@ -24,6 +24,8 @@ from mindspore import nn, ops  # noqa: E402
 from lrd_core.errors import DeviceError, ExportError, MismatchError, UnsupportedLayerError  # noqa: E402
 from lrd_core.layers import SubLayer  # noqa: E402
 
+from lrd_core.trace import run_with_input_hooks  # noqa: E402
+
 from .trace import layer_kind, record  # noqa: E402
 from .naming import mindspore_to_torch, mindspore_to_torch_names, torch_to_mindspore  # noqa: E402
 from .portable import portable  # noqa: E402
@@ -255,20 +257,12 @@ class MindSporeBackend:
         missing = [n for n in names if n not in cells]
         if missing:
             raise KeyError(f"no sub-cell named {missing[0]!r}")
-
-        def hook(name):
-            def fn(cell, inputs):
-                sink(name, inputs[0].asnumpy().astype(np.float32, copy=False))
-            return fn
-
         mode = ms.get_context("mode")
-        handles = [cells[n].register_forward_pre_hook(hook(n)) for n in names]
+        ms.set_context(mode=ms.PYNATIVE_MODE)           # hooks run in PyNative mode only
         try:
-            ms.set_context(mode=ms.PYNATIVE_MODE)       # hooks run in PyNative mode only
-            return self.forward(model, x)
+            return run_with_input_hooks(lambda: self.forward(model, x), {n: cells[n] for n in names},
+                                        lambda c, hook: c.register_forward_pre_hook(hook), self.to_numpy, sink)
         finally:
-            for h in handles:
-                h.remove()
             ms.set_context(mode=mode)
 
     def runners(self, models, input_shape, phase: str, device: str, num_classes: Optional[int] = None,
@@ -296,10 +290,8 @@ class MindSporeBackend:
                 fns.append(lambda s=step: s(x).asnumpy())
         return fns
 
-    def peak_memory_probe(self, device: str):
-        if device.upper() == "CPU":
-            return None
-        return (ms.runtime.reset_peak_memory_stats, lambda: ms.runtime.max_memory_allocated() / 2 ** 20)
+    def device_memory(self):
+        return ms.runtime.reset_peak_memory_stats, lambda: ms.runtime.max_memory_allocated() / 2 ** 20
 
     # ------------------------------------------------------------------ export
     def export_native(self, model: nn.Cell, path: str, fmt: str, input_shape, dynamic_batch: bool,

@@ -98,21 +98,7 @@ def _hooks(model: nn.Cell, rec: TraceRecorder):
         leaf = kind is not None or not cell.name_cells()
         if not name and not leaf:
             continue                                   # the model itself: its scope is the trace
-        if leaf:
-            tokens = []
-
-            def pre(c, args, kwargs, tokens=tokens):
-                tokens.append(rec.begin())
-
-            def post(c, args, kwargs, output, tokens=tokens, name=name, kind=kind):
-                rec.end(tokens.pop() if tokens else False, name, (args, kwargs), output, kind=kind,
-                        op_type=type(c).__name__)
-        else:
-            def pre(c, args, kwargs, name=name):
-                rec.enter(name, (args, kwargs))
-
-            def post(c, args, kwargs, output, name=name):
-                rec.exit(name, output)
+        pre, post = rec.hooks(name, kind, leaf)
         handles.append(cell.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(cell.register_forward_hook(post, with_kwargs=True, always_call=True))
     return handles

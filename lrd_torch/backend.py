@@ -22,6 +22,8 @@ from torch import nn  # noqa: E402
 from lrd_core.errors import ConfigError, DeviceError, ExportError, MismatchError, UnsupportedLayerError  # noqa: E402
 from lrd_core.layers import SubLayer  # noqa: E402
 
+from lrd_core.trace import run_with_input_hooks  # noqa: E402
+
 from .trace import layer_kind, record  # noqa: E402
 
 _DEVICES = {"CPU": "cpu", "GPU": "cuda", "CUDA": "cuda"}
@@ -192,19 +194,8 @@ class TorchBackend:
             model.train(was)
 
     def record_inputs(self, model: nn.Module, x: np.ndarray, names: Sequence[str], sink) -> np.ndarray:
-        modules = {n: model.get_submodule(n) for n in names}
-
-        def hook(name):
-            def fn(module, inputs):
-                sink(name, inputs[0].detach().float().cpu().numpy())
-            return fn
-
-        handles = [m.register_forward_pre_hook(hook(n)) for n, m in modules.items()]
-        try:
-            return self.forward(model, x)
-        finally:
-            for h in handles:
-                h.remove()
+        return run_with_input_hooks(lambda: self.forward(model, x), {n: model.get_submodule(n) for n in names},
+                                    lambda m, hook: m.register_forward_pre_hook(hook), self.to_numpy, sink)
 
     def runners(self, models, input_shape, phase: str, device: str, num_classes: Optional[int] = None,
                 input_grad: bool = False, seed: int = 0) -> List:
@@ -246,10 +237,8 @@ class TorchBackend:
             sync()
         return step
 
-    def peak_memory_probe(self, device: str):
-        if device.upper() == "CPU":
-            return None
-        return (torch.cuda.reset_peak_memory_stats, lambda: torch.cuda.max_memory_allocated() / 2 ** 20)
+    def device_memory(self):
+        return torch.cuda.reset_peak_memory_stats, lambda: torch.cuda.max_memory_allocated() / 2 ** 20
 
     # ------------------------------------------------------------------ export
     def export_native(self, model: nn.Module, path: str, fmt: str, input_shape, dynamic_batch: bool,

@@ -73,24 +73,7 @@ def _hooks(model: nn.Module, rec: TraceRecorder, mode: _FunctionRecorder):
         leaf = kind is not None or next(module.children(), None) is None
         if not name and not leaf:
             continue                                   # the model itself: its scope is the trace
-        if leaf:
-            tokens = []
-
-            def pre(m, args, kwargs, tokens=tokens):
-                tokens.append(rec.begin())
-
-            def post(m, args, kwargs, output, tokens=tokens, name=name, kind=kind):
-                with paused():
-                    rec.end(tokens.pop() if tokens else False, name, (args, kwargs), output, kind=kind,
-                            op_type=type(m).__name__)
-        else:
-            def pre(m, args, kwargs, name=name):
-                with paused():
-                    rec.enter(name, (args, kwargs))
-
-            def post(m, args, kwargs, output, name=name):
-                with paused():
-                    rec.exit(name, output)
+        pre, post = rec.hooks(name, kind, leaf, paused)
         handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(module.register_forward_hook(post, with_kwargs=True, always_call=True))
     return handles

@@ -209,7 +209,7 @@ def _memory_child(spec: dict) -> dict:
         if spec.get("plan"):
             rebuild(backend, model, Plan.from_dict(spec["plan"]))
         classes = spec["model_kwargs"].get("num_classes", 1000)
-        probe = backend.peak_memory_probe(target)
+        probe = None if target.upper() == "CPU" else backend.device_memory()
         out = {"base_mb": base, "kind": "host RSS" if probe is None else "device allocated"}
         for phase in ("infer", "train"):
             run = backend.runners([model], spec["input_shape"], phase, target, num_classes=classes)[0]
