@@ -14,7 +14,10 @@ import tempfile
 import time
 from typing import Dict, List
 
+from lrd_core import freezing
 from lrd_core.cost import layer_macs
+from lrd_core.errors import ConfigError
+from lrd_core.model_options import select as select_model_options
 from lrd_core.search import pick_best
 
 from lrd_core.frameworks import adapter
@@ -24,18 +27,21 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _kwargs(args) -> dict:
-    kw = {}
-    for key in ("stem", "num_classes", "width"):
-        if getattr(args, key, None) is not None:
-            kw[key] = getattr(args, key)
-    return kw
+def _kwargs(args, registry=None) -> dict:
+    """Builder keywords of ``--model`` from the options given (a ViT takes ``--input-size`` as its
+    ``image_size``, ``--patch-size``, ``--depth``; a ResNet ``--stem``, ``--width``)."""
+    given = {key: getattr(args, key, None) for key in ("stem", "num_classes", "width", "patch_size", "depth")}
+    if registry is None:
+        return {k: v for k, v in given.items() if v is not None}
+    return select_model_options(registry, args.model, given, {"image_size": getattr(args, "input_size", None)},
+                                source="--{key}")
 
 
 def _plans(fw, model, args, modes: List[str], shape) -> Dict:
     """``{mode: (plan or None, info)}``; auto is searched twice (cold, then from the cache)."""
     out = {"original": (None, {})}
-    common = dict(ratio=args.ratio, final_dense_ratio=args.final_dense_ratio, rank_multiple=args.rank_multiple)
+    common = dict(ratio=args.ratio, final_dense_ratio=args.final_dense_ratio, rank_multiple=args.rank_multiple,
+                  exclude=list(getattr(args, "exclude", None) or []), blocks=getattr(args, "blocks", None))
     for mode in modes:
         if mode == "original":
             continue
@@ -78,8 +84,13 @@ def run(args, modes: List[str]) -> dict:
     fw = adapter(args.framework)
     lat = adapter(args.framework).latency
     lat.check_device(args.device)
-    kwargs = _kwargs(args)
+    kwargs = _kwargs(args, fw.models.MODELS)
     model = fw.models.create_model(args.model, seed=0, **kwargs)
+    frozen = [m for m in (getattr(args, "sequential", None) or []) if m not in modes or m == "original"]
+    if frozen:
+        raise ConfigError(f"--sequential {','.join(frozen)}: name compression modes that are also in --modes")
+    if getattr(args, "sequential", None) and not args.train:
+        raise ConfigError("--sequential times training steps: drop --no-train")
     size = args.input_size
     plans = _plans(fw, model, args, modes, (1, 3, size, size))
     nets = [model if plans[m][0] is None else lat.with_plan(model, plans[m][0]) for m in modes]
@@ -96,11 +107,18 @@ def run(args, modes: List[str]) -> dict:
     for row in rows:
         row["params_reduction"] = rows[0]["params"] / row["params"]
         row["macs_reduction"] = (base_macs / row["macs"]) if base_macs and row["macs"] else None
+    sequential = freeze_variants(fw, lat, model, plans, getattr(args, "sequential", None) or [])
+    seq_rows: list = []
     for phase, batch in _phases(args):
-        _log(f"timing {phase} at batch {batch}: {', '.join(modes)} interleaved")
-        res = lat.measure_latency(nets, (batch, 3, size, size), args.device, phase, warmup=args.warmup,
+        extra = [v for _, variants in sequential for v in variants] if phase == "train" else []
+        _log(f"timing {phase} at batch {batch}: {', '.join(modes)} interleaved"
+             + (f" with {len(extra)} sequential-freezing phases" if extra else ""))
+        res = lat.measure_latency(nets + extra, (batch, 3, size, size), args.device, phase, warmup=args.warmup,
                                   repeat=args.repeat, threads=args.threads,
                                   num_classes=classes if phase == "train" else None)
+        if extra:
+            seq_rows = freeze_rows(rows, sequential, res[len(nets):])
+            res = res[:len(nets)]
         key = {"infer": "infer", "train": "train"}[phase] + ("" if batch == args.batch else f"_bs{batch}")
         for row, r in zip(rows, res):
             row[key + "_ms"] = r.median_ms
@@ -119,8 +137,42 @@ def run(args, modes: List[str]) -> dict:
             "input_size": size, "threads": args.threads, "repeat": args.repeat, "ratio": args.ratio,
             "rank_multiple": args.rank_multiple, "budget": args.budget, "modes": modes,
             "framework_version": _version(args.framework), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "results": rows, "best": None if best is None else best["mode"],
+            "results": rows + seq_rows, "best": None if best is None else best["mode"],
             "plans": {m: p.to_dict() for m, (p, _) in plans.items() if p is not None}}
+
+
+def freeze_variants(fw, lat, model, plans, modes) -> list:
+    """``[(mode, [network frozen as sequential-freezing phase k, ...])]`` for the decomposed ``modes``."""
+    out = []
+    for mode in modes:
+        plan = plans[mode][0]
+        if plan is None or not plan.decomposed():
+            continue
+        variants = []
+        for k in range(freezing.cycle_length(plan, "sequential")):
+            net = lat.with_plan(model, plan)
+            fw.set_frozen(net, freezing.frozen_parameters(plan, "sequential", k))
+            variants.append(net)
+        out.append((mode, variants))
+    return out
+
+
+def freeze_rows(rows, sequential, results) -> list:
+    """One ``<mode>+sequential`` row per frozen mode: the training step averaged over its phases (each
+    phase's ratio measured interleaved with the original), params/MACs of the mode."""
+    out, k = [], 0
+    by_mode = {r["mode"]: r for r in rows}
+    for mode, variants in sequential:
+        got = results[k:k + len(variants)]
+        k += len(variants)
+        base = by_mode[mode]
+        out.append({"mode": f"{mode}+sequential", "params": base["params"], "macs": base["macs"],
+                    "decomposed": base["decomposed"], "params_reduction": base["params_reduction"],
+                    "macs_reduction": base["macs_reduction"], "freeze_phases": len(variants),
+                    "train_ms": statistics.mean(r.median_ms for r in got),
+                    "train_ratio": statistics.mean(r.ratio for r in got),
+                    "train_phase_ratios": [r.ratio for r in got]})
+    return out
 
 
 def memory_rows(lat, model: str, kwargs: dict, plans, rows, shape, device: str, threads=None,

@@ -69,7 +69,7 @@ def model_plot(result: dict, path: str) -> str:
     fig, ax = plt.subplots(figsize=(1.4 * len(rows) + 3, 4))
     width = 0.8 / (len(keys) + 1)
     for j, k in enumerate(keys + ["params"]):
-        vals = [1.0 / r["params_reduction"] if k == "params" else r[k + "_ratio"] for r in rows]
+        vals = [1.0 / r["params_reduction"] if k == "params" else (r.get(k + "_ratio") or 0.0) for r in rows]
         ax.bar([i + j * width for i in range(len(rows))], vals, width,
                label="parameters" if k == "params" else labels[k], hatch="//" if k == "params" else None)
     ax.axhline(1.0, color="k", lw=0.8)

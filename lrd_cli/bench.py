@@ -1,11 +1,13 @@
 """``lrd bench model | layer | lite``: the command line of the benchmark engine :mod:`lrd_bench`.
 
-* ``model``: original vs fixed modes vs ``auto`` for a ResNet — params, MACs, inference latency and
+* ``model``: original vs fixed modes vs ``auto`` for a ResNet or ViT — params, MACs, inference latency and
   throughput (batch 1 and B), training step, peak memory — as ratios measured side by side.
 * ``layer``: time vs rank of one layer shape, original vs its factor chain (crossover and steps).
 * ``lite``: MindIR files through MindSpore Lite (Ascend 310 inference).
 """
 from __future__ import annotations
+
+import os
 
 from lrd_bench import BENCH_MODES, output
 from lrd_core.errors import ConfigError
@@ -37,16 +39,25 @@ def _common(p, framework=True) -> None:
 def _add_model(kinds) -> None:
     p = kinds.add_parser("model", help="original vs compression modes vs auto on one device")
     _common(p)
-    p.add_argument("--model", required=True, help="resnet18, resnet34, resnet50, resnet101, resnet152")
+    p.add_argument("--model", required=True,
+                   help="resnet18, resnet34, resnet50, resnet101, resnet152, vit_tiny, vit_small, vit_b_16")
     p.add_argument("--stem", default=None, choices=("imagenet", "cifar"))
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
+    p.add_argument("--patch-size", type=int, default=None, help="ViT patch side (default 16)")
+    p.add_argument("--depth", type=int, default=None, help="ViT transformer blocks (default 12)")
     p.add_argument("--batch", type=int, default=8, help="batch B of the throughput and training-step timings")
-    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--input-size", type=int, default=224, help="input height = width (a ViT is built for it)")
     p.add_argument("--modes", default="original,vanilla,mode3,auto",
                    help=f"comma-separated, from {','.join(BENCH_MODES)}")
     p.add_argument("--ratio", type=float, default=3.0, help="per-layer PR ratio of every mode (and auto's estimate)")
     p.add_argument("--final-dense-ratio", type=float, default=None)
+    p.add_argument("--exclude", action="append", default=[], metavar="RE",
+                   help="layers no mode decomposes (e.g. 'patch_embed\\.proj'); repeatable")
+    p.add_argument("--blocks", default=None, metavar="SPEC", help="every mode only in these blocks: last:6, first:4")
+    p.add_argument("--sequential", default="", metavar="MODES",
+                   help="also time the training step of these modes with sequential freezing (each phase, "
+                        "interleaved with the rest), e.g. all,auto")
     p.add_argument("--rank-multiple", type=int, default=32)
     p.add_argument("--budget", type=float, default=None, help="auto: model-level parameter reduction to reach")
     p.add_argument("--objective", default="both", choices=("both", "infer", "train"), help="auto: phases to speed up")
@@ -87,8 +98,28 @@ def _add_lite(kinds) -> None:
     p.set_defaults(func=run_lite)
 
 
+def check_args(args, inputs=()) -> None:
+    """Refuse, before anything is timed, counts that cannot work (batch 0, ...) and outputs that cannot be
+    written, that name the same file twice or that are inputs (ConfigError / OutputError, one line)."""
+    from lrd_core.io import check_output_file
+
+    for key, low in (("batch", 1), ("repeat", 1), ("warmup", 0), ("threads", 1), ("input_size", 1),
+                     ("memory_repeat", 1), ("search_radius", 0), ("cin", 1), ("cout", 1), ("kernel", 1),
+                     ("stride", 1), ("device_id", 0)):
+        value = getattr(args, key, None)
+        if value is not None and value < low:
+            raise ConfigError(f"--{key.replace('_', '-')} {value} must be at least {low}")
+    outputs = [p for p in (args.out, getattr(args, "markdown", None), getattr(args, "plot", None)) if p]
+    if len({os.path.abspath(p) for p in outputs}) < len(outputs):
+        raise ConfigError("--out, --markdown and --plot must name different files")
+    for path in outputs:
+        check_output_file(path, inputs)
+
+
 def run_model(args) -> int:
     from lrd_bench import model, report
+
+    check_args(args, [args.latency_cache])
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in BENCH_MODES]
@@ -96,17 +127,31 @@ def run_model(args) -> int:
         raise ConfigError(f"--modes: unknown {unknown or 'empty'}; choose from {', '.join(BENCH_MODES)}")
     if "original" not in modes:
         modes = ["original"] + modes
+    args.sequential = [m.strip() for m in (args.sequential or "").split(",") if m.strip()]
     return output.report(args, model.run(args, modes), report.model_markdown, report.model_plot)
 
 
 def run_layer(args) -> int:
     from lrd_bench import layer, report
 
+    check_args(args)
+    from lrd_core.validate import check_input_size
+    try:
+        sizes = [int(v) for v in str(args.hw).split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--hw {args.hw!r}: give input sizes as comma-separated integers, e.g. 14,7") from None
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"--hw {args.hw!r}: give positive input sizes, e.g. 14,7")
+    check_input_size([layer.layer(args.cin, args.cout, args.kernel, args.stride, hw) for hw in sizes],
+                     (args.batch, args.cin, max(sizes), max(sizes)))
+
     return output.report(args, layer.run(args), report.layer_markdown, report.layer_plot)
 
 
 def run_lite(args) -> int:
     from lrd_bench import lite
+
+    check_args(args, [args.mindir, args.baseline])
 
     result = lite.run(args)
     result["command"] = output.command_line()

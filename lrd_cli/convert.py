@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from lrd_core import formats
+from lrd_core.api.state import check_finite
 from lrd_core.errors import ConfigError
 from lrd_core.io import atomic_dir, check_output_dir, check_output_file
 from lrd_core.layout import PLAN_FILE, WEIGHT_FILES, compressed_dir_files
@@ -26,10 +27,11 @@ def run(args) -> int:
     if os.path.isdir(args.src):
         if args.to is None:
             raise ConfigError("converting a directory needs --to torch or --to mindspore")
-        check_output_dir(args.out, [args.src], args.force)
+        check_output_dir(args.out, [args.src], args.force, writes=[PLAN_FILE, WEIGHT_FILES[args.to]])
         plan_path, src = compressed_dir_files(args.src, prefer=args.to)
-        arrays = formats.read(src)
         plan = Plan.from_json(plan_path)
+        arrays = formats.read(src)
+        check_finite(arrays, f"checkpoint {src}")
         with atomic_dir(args.out, inputs=[args.src], force=args.force) as tmp:
             plan.to_json(os.path.join(tmp, PLAN_FILE))
             formats.write(arrays, os.path.join(tmp, WEIGHT_FILES[args.to]))
@@ -39,6 +41,7 @@ def run(args) -> int:
         formats.suffix_of(args.out)            # a bad output name fails before anything is read
         check_output_file(args.out, [args.src])
         arrays = formats.read(args.src)
+        check_finite(arrays, f"checkpoint {args.src}")
         formats.write(arrays, args.out, inputs=[args.src])
     print(f"converted {len(arrays)} arrays: {args.src} -> {args.out}")
     return 0

@@ -1,13 +1,13 @@
 """``lrd export``: a compressed checkpoint + plan -> MindIR or ONNX, checked against the live network."""
 from __future__ import annotations
 
-import json
 import os
 
 from lrd_core.errors import ConfigError, MismatchError
 
 from lrd_core.frameworks import adapter
 from lrd_core.io import check_output_file
+from lrd_core.plan import Plan
 
 from .common import input_shape
 
@@ -56,6 +56,8 @@ def _load(framework: str, args, plan_meta: dict):
 def run(args) -> int:
     if args.batch < 1:
         raise ConfigError("--batch must be >= 1")
+    if args.checkpoint and args.compressed:
+        raise ConfigError("--checkpoint goes with --original; a --compressed directory holds its own weights")
     check_output_file(args.out, [args.compressed, args.checkpoint])
     meta, plan_path = {}, None
     if args.compressed:
@@ -63,11 +65,10 @@ def run(args) -> int:
         if not os.path.isfile(plan_path):
             raise MismatchError(f"{args.compressed} holds no plan.json: not a compressed-model directory "
                                 f"(make one with `lrd compress`)")
-        with open(plan_path) as fh:
-            meta = json.load(fh).get("meta", {})
+        meta = Plan.from_json(plan_path).meta          # validated: a broken plan fails here, in one line
     shape = list(meta.get("input_shape") or input_shape(args))
-    if args.input_size:
-        shape[2:] = [args.input_size, args.input_size]
+    if args.input_size is not None:
+        shape[2:] = list(input_shape(args)[2:])
     shape[0] = args.batch
     dynamic = args.dynamic_batch if args.dynamic_batch is not None else args.format == "ONNX"
     framework = "mindspore" if args.format == "MINDIR" else args.framework

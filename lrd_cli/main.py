@@ -8,7 +8,7 @@ import sys
 
 from lrd_core.errors import LRDError
 
-COMMANDS = ("inspect", "plan", "compress", "convert", "train", "export", "bench", "demo")
+COMMANDS = ("inspect", "plan", "compress", "reduce", "convert", "train", "export", "bench", "demo")
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,20 +37,43 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a multi-line framework message keeps its first line)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _os_error(exc: OSError) -> str:
+    where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
+    return f"{where}: {exc.strerror or one_line(exc)}" if where else one_line(exc)
+
+
 def main(argv=None) -> int:
+    """Run one ``lrd`` command; returns the exit status.
+
+    0 on success; 2 on a usage or user error (one line on stderr: :class:`~lrd_core.errors.LRDError`,
+    a file-system error); 130 when interrupted; 1 with a one-line ``internal error`` for anything
+    else (set ``LRD_DEBUG=1`` to see the traceback instead).
+    """
     os.environ.setdefault("GLOG_v", "3")
     args = parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except LRDError as exc:
-        print(f"lrd {args.command}: error: {exc}", file=sys.stderr)
+        print(f"lrd {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"lrd {args.command}: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"lrd {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lrd {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user; LRD_DEBUG=1 shows it
+        if os.environ.get("LRD_DEBUG"):
+            raise
+        print(f"lrd {args.command}: internal error: {type(exc).__name__}: {one_line(exc)[:300]} (a bug in lrd, "
+              f"please report it; LRD_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@ import sys
 import time
 
 from lrd_core.config import PlanConfig
+from lrd_core.conv_methods import CONV_METHODS
 from lrd_core.errors import ConfigError
 from lrd_core.frameworks import adapter
 from lrd_core.io import check_output_file
 from lrd_core.modes import MODES
 
-from .common import add_model_args, build_model, device_type, input_shape
+from .aware import add_aware_args, aware_options, aware_runtime, draw, plot_path, report
+from .common import add_model_args, build_model, device_type, input_shape, model_kwargs
 
 
 def _parse_rank(text: str):
@@ -49,7 +51,11 @@ def add(sub) -> None:
                    help="compression mode (default vanilla); auto times layers on --device and keeps faster ones")
     p.add_argument("--include", action="append", default=[], metavar="RE", help="also decompose these layers")
     p.add_argument("--exclude", action="append", default=[], metavar="RE", help="never decompose these layers")
-    p.add_argument("--rank-selection", default="pr", choices=("pr", "vbmf", "energy", "manual"))
+    p.add_argument("--blocks", default=None, metavar="SPEC",
+                   help="only the mode's layers in these blocks (transformer blocks, else stages): 'last:6', "
+                        "'first:4' or '1-3,7'")
+    p.add_argument("--rank-selection", default="pr", choices=("pr", "vbmf", "energy", "manual", "error"),
+                   help="error: ranks allocated across layers by the least output error under --budget")
     p.add_argument("--ratio", type=float, default=2.0, help="per-layer parameter reduction for PR (> 1)")
     p.add_argument("--final-dense-ratio", type=float, default=None, help="milder ratio for the classifier")
     p.add_argument("--vbmf-weakening", type=float, default=0.8)
@@ -57,13 +63,39 @@ def add(sub) -> None:
     p.add_argument("--rank-multiple", type=int, default=1, help="rank quantization step q (e.g. 32)")
     p.add_argument("--rank-rounding", default="nearest", choices=("nearest", "up", "down"))
     p.add_argument("--rank", action="append", default=[], metavar="NAME=R[,R_IN]",
-                   help="manual rank of a layer (name or regex); repeatable")
+                   help="manual rank of a layer (name or regex); repeatable. An exact layer name wins over "
+                        "patterns; two patterns matching one layer are an error. With --rank-selection manual only "
+                        "these layers are decomposed; with pr/vbmf/energy they are decomposed too, at these ranks "
+                        "(the plan notes the override) and the others by the selection")
     p.add_argument("--role", action="append", default=[], metavar="NAME=FIELD:VALUE[,...]",
                    help="override a layer's inferred role (name or regex), e.g. 'layer4\\..*=stage:4' or "
                         "'proj=is_downsample:true'; fields: stage, is_downsample, is_stem, is_final_dense; repeatable")
+    add_method_args(p)
     add_auto_args(p)
+    add_aware_args(p)
     p.add_argument("--out", required=True, help="where to write plan.json")
     p.set_defaults(func=run)
+
+
+def add_method_args(p) -> None:
+    """Factorization of KxK convs: Tucker-2, CP-3 / CP-4 (+ CPD-EPC) or basis convolutions."""
+    g = p.add_argument_group("factorization of KxK convs (dense and 1x1 convs use SVD)")
+    g.add_argument("--conv-method", default="tucker2", choices=CONV_METHODS,
+                   help="tucker2 (default), cp3 (1x1, depthwise KxK, 1x1), cp4 (1x1, Kx1, 1xK, 1x1) or basis "
+                        "(C' basis filters + output mix)")
+    g.add_argument("--epc", action="store_true", help="CP: CPD-EPC, the least sensitive CPD at the same error")
+    g.add_argument("--cp-iters", type=int, default=100, help="CP: maximum ALS iterations (default 100)")
+    g.add_argument("--epc-iters", type=int, default=50, help="CP: maximum EPC sweeps (default 50)")
+    g.add_argument("--basis-init", default="svd", choices=("svd", "qr"),
+                   help="basis: truncated SVD or column-pivoted QR (keeps C' real filters)")
+    g.add_argument("--basis-alpha", type=float, default=None,
+                   help="basis: C' = alpha*Cout basis filters, with --basis-beta (alpha/beta variant)")
+    g.add_argument("--basis-beta", type=float, default=None,
+                   help="basis: beta*Cout outputs are sums of two basis outputs, the rest copies")
+    g.add_argument("--basis-speedup", action="store_true",
+                   help="basis: require alpha + beta < 1 (fewer training operations, seed 003)")
+    g.add_argument("--auto-conv-methods", default="", metavar="M1,M2",
+                   help="--mode auto: further KxK chains timed beside --conv-method, e.g. cp3,cp4")
 
 
 def add_auto_args(p) -> None:
@@ -72,7 +104,8 @@ def add_auto_args(p) -> None:
     g.add_argument("--device", default="CPU", type=device_type, help="where layers are timed: CPU, GPU or Ascend")
     g.add_argument("--budget", type=float, default=None,
                    help="model-level reduction to reach, e.g. 2 = half the parameters (or MACs)")
-    g.add_argument("--budget-kind", default="params", choices=("params", "macs"))
+    g.add_argument("--budget-kind", default="params", choices=("params", "macs", "latency"),
+                   help="latency (the layers' timed speed-up): --rank-selection error and --mode pareto only")
     g.add_argument("--objective", default="both", choices=("both", "infer", "train"),
                    help="phases that must get faster (default both: inference bs 1 and B, training step)")
     g.add_argument("--profile-batch", type=int, default=8, help="batch size B of the timed layers")
@@ -90,14 +123,20 @@ def add_auto_args(p) -> None:
 
 
 def plan_options(args) -> dict:
-    options = dict(mode=args.mode, include=args.include, exclude=args.exclude, rank_selection=args.rank_selection,
+    options = dict(mode=args.mode, include=args.include, exclude=args.exclude, blocks=args.blocks,
+                   rank_selection=args.rank_selection,
                    ratio=args.ratio, final_dense_ratio=args.final_dense_ratio, vbmf_weakening=args.vbmf_weakening,
                    energy=args.energy, rank_multiple=args.rank_multiple, rank_rounding=args.rank_rounding,
-                   ranks=dict(_parse_rank(r) for r in args.rank), roles=dict(parse_role(r) for r in args.role))
+                   ranks=dict(_parse_rank(r) for r in args.rank), roles=dict(parse_role(r) for r in args.role),
+                   conv_method=args.conv_method, epc=args.epc, cp_iters=args.cp_iters, epc_iters=args.epc_iters,
+                   basis_init=args.basis_init, basis_alpha=args.basis_alpha, basis_beta=args.basis_beta,
+                   basis_speedup=args.basis_speedup,
+                   auto_conv_methods=[m for m in args.auto_conv_methods.split(",") if m])
     if args.mode == "auto":
         options.update(device=args.device, budget=args.budget, budget_kind=args.budget_kind,
                        objective=args.objective, profile_batch=args.profile_batch, margin=args.margin,
                        tie_tolerance=args.tie_tolerance, search_radius=args.search_radius, verify=args.verify)
+    options.update(aware_options(args))
     return options
 
 
@@ -111,14 +150,18 @@ def run(args) -> int:
     options = plan_options(args)
     PlanConfig.from_kwargs(**options)            # validate before building a model
     check_output_file(args.out, [args.checkpoint])
+    if plot_path(args):
+        check_output_file(plot_path(args), [args.checkpoint, args.out])
     fw = adapter(args.framework)
     model = build_model(fw, args)
-    shape = input_shape(args)
+    shape = input_shape(args, fw=fw)
     t0 = time.perf_counter()
-    extra = auto_runtime(args) if args.mode == "auto" else {}
+    timed = args.mode in ("auto", "pareto") or options.get("budget_kind") == "latency"
+    extra = dict(auto_runtime(args) if timed else {}, **aware_runtime(args, fw, model, shape))
     plan = fw.plan(model, input_shape=shape, **options, **extra)
-    plan.meta.update({"model": args.model, "model_kwargs": _model_meta(args), "checkpoint": args.checkpoint})
+    plan.meta.update({"model": args.model, "model_kwargs": model_kwargs(args, fw=fw), "checkpoint": args.checkpoint})
     print(plan.summary())
+    report(args, plan)
     auto = plan.meta.get("auto")
     if auto:
         prof = auto.get("profile", {})
@@ -129,8 +172,5 @@ def run(args) -> int:
                   f"network; reached {auto['chosen']['reduction']:.2f}x", file=sys.stderr)
     plan.to_json(args.out, inputs=[args.checkpoint])
     print(f"plan for {args.model} written to {args.out} ({time.perf_counter() - t0:.1f}s)")
+    draw(args, plan)
     return 0
-
-
-def _model_meta(args) -> dict:
-    return {k: getattr(args, k) for k in ("stem", "num_classes", "width") if getattr(args, k, None) is not None}

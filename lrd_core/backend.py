@@ -120,3 +120,20 @@ class Backend(Protocol):
 
     def exported_runner(self, path: str, fmt: str) -> Optional[Callable[[np.ndarray], np.ndarray]]:
         """A callable running an exported file of a format only this framework reads (MindIR), else None."""
+
+    # ------------------------------------------------------------------ reduced-order networks
+    def describe_module(self, model, name: str) -> Optional[Dict[str, Any]]:
+        """What the sub-module ``name`` (a non-conv/dense leaf) computes: ``{"op": "batchnorm", "eps", "gamma",
+        "beta", "mean", "var"}``, ``act`` (``fn``), ``maxpool``/``avgpool`` (``kernel``, ``stride``, ``padding``
+        t/b/l/r), ``global_avgpool``, ``flatten``, ``identity`` or ``{"op": "unknown", "type": ...}``; None when
+        ``name`` is not a sub-module (a function called in ``forward``)."""
+
+    def make_module(self, spec: Dict[str, Any], like=None) -> Any:
+        """A native module from a spec of :mod:`lrd_core.reduce.native` (``kind``: ``layer``, ``chain``,
+        ``batchnorm``, ``act``, ``maxpool``, ``global_avgpool``, ``flatten``, ``identity``, ``sequence``,
+        ``residual``, ``asnet_head``), in ``like``'s train mode (eval mode without ``like``)."""
+
+    def input_gradients(self, model, x: np.ndarray,
+                        cotangents: Callable[[np.ndarray], Sequence[np.ndarray]]) -> Tuple[np.ndarray, np.ndarray]:
+        """Eval-mode output of ``model`` at the NumPy batch ``x`` and the vector-Jacobian products
+        ``v^T d output / d x`` for every ``v`` of ``cotangents(output)``, stacked (M, *x.shape)."""

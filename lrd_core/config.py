@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import ConfigError
+from .values import integer, number
 
 RankSpec = Union[int, Tuple[int, int]]
 
-RANK_SELECTIONS = ("pr", "vbmf", "energy", "manual")
+RANK_SELECTIONS = ("pr", "vbmf", "energy", "manual", "error")
 ROUNDINGS = ("nearest", "up", "down")
 DEVICES = ("CPU", "GPU", "Ascend")
 OBJECTIVES = ("both", "infer", "train")
-BUDGET_KINDS = ("params", "macs")
+BUDGET_KINDS = ("params", "macs", "latency")
 
 
 @dataclass
@@ -27,6 +28,9 @@ class PlanConfig:
         only ``include`` / manual ranks.
     include, exclude : list of str
         Regular expressions (full match) of layer names added to / removed from the mode's set.
+    blocks : str or None
+        Keep only the mode's layers inside these blocks (transformer blocks, else stages):
+        ``"last:6"``, ``"first:4"`` or 1-based indices ``"1-3,7"`` (see :mod:`lrd_core.blocks`).
     rank_selection : {'pr', 'vbmf', 'energy', 'manual'}
     ratio : float
         Per-layer parameter-reduction target for PR (> 1).
@@ -72,11 +76,19 @@ class PlanConfig:
         ``{layer_name_or_regex: {field: value}}`` with fields ``stage`` (int >= 1 or None),
         ``is_downsample``, ``is_stem``, ``is_final_dense`` (bool), e.g.
         ``{"backbone\\.b4\\..*": {"stage": 4}, "backbone\\.b4\\.0\\.skip": {"is_downsample": True}}``.
+    conv_method : {'tucker2', 'cp3', 'cp4', 'basis'}
+        Factorization of KxK convs (dense and 1x1 convs use SVD).
+    epc, cp_iters, epc_iters, basis_init, basis_alpha, basis_beta, basis_speedup, auto_conv_methods
+        CP / CPD-EPC and basis-convolution options, see :mod:`lrd_core.conv_methods`.
+    data_aware, calibration_batches, calibration_memory, floor, sequential, pareto_ratios, pareto_max_error
+        Accuracy-aware options (calibration, data-aware factorization, ``rank_selection='error'``,
+        ``mode='pareto'``), see :mod:`lrd_core.aware_config`.
     """
 
     mode: Optional[str] = "vanilla"
     include: List[str] = field(default_factory=list)
     exclude: List[str] = field(default_factory=list)
+    blocks: Optional[str] = None
     rank_selection: str = "pr"
     ratio: float = 2.0
     final_dense_ratio: Optional[float] = None
@@ -98,6 +110,22 @@ class PlanConfig:
     verify: bool = True
     verify_rounds: int = 3
     roles: Dict[str, Dict[str, object]] = field(default_factory=dict)
+    conv_method: str = "tucker2"
+    epc: bool = False
+    cp_iters: int = 100
+    epc_iters: int = 50
+    basis_init: str = "svd"
+    basis_alpha: Optional[float] = None
+    basis_beta: Optional[float] = None
+    basis_speedup: bool = False
+    auto_conv_methods: List[str] = field(default_factory=list)
+    data_aware: bool = False
+    calibration_batches: Optional[int] = None
+    calibration_memory: float = 2048.0
+    floor: Optional[float] = None
+    sequential: bool = False
+    pareto_ratios: List[float] = field(default_factory=list)
+    pareto_max_error: float = 0.6
 
     def __post_init__(self):
         self.validate()
@@ -106,6 +134,7 @@ class PlanConfig:
         from .modes import MODES  # late: modes imports nothing from here, but keep the graph flat
         from .roles import validate_overrides  # late: roles imports this module
 
+        _check_types(self)
         if self.mode is not None and self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.rank_selection not in RANK_SELECTIONS:
@@ -121,18 +150,22 @@ class PlanConfig:
             raise ConfigError(f"energy must be in (0, 1], got {self.energy!r}")
         if not 0 <= self.vbmf_weakening <= 1:
             raise ConfigError(f"vbmf_weakening must be in [0, 1], got {self.vbmf_weakening!r}")
-        if int(self.rank_multiple) != self.rank_multiple or self.rank_multiple < 1:
-            raise ConfigError(f"rank_multiple must be a positive integer, got {self.rank_multiple!r}")
-        self.rank_multiple = int(self.rank_multiple)
+        self.rank_multiple = integer(self.rank_multiple, "rank_multiple", low=1)
         if self.rank_rounding not in ROUNDINGS:
             raise ConfigError(f"rank_rounding must be one of {ROUNDINGS}, got {self.rank_rounding!r}")
-        if self.tucker_iters < 0:
-            raise ConfigError(f"tucker_iters must be >= 0, got {self.tucker_iters!r}")
+        self.tucker_iters = integer(self.tucker_iters, "tucker_iters", low=0)
         if isinstance(self.include, str) or isinstance(self.exclude, str):
             raise ConfigError("include/exclude take a list of regular expressions, not a single string")
         self.include, self.exclude = list(self.include or []), list(self.exclude or [])
+        from .blocks import parse_blocks  # late: blocks imports layers only, keep the graph flat
+        choice = parse_blocks(self.blocks)
+        self.blocks = None if choice is None else choice.spec
         self.ranks = {str(k): _rank_spec(k, v) for k, v in dict(self.ranks or {}).items()}
         self._validate_auto()
+        from .conv_methods import validate as validate_conv_methods
+        validate_conv_methods(self)
+        from .aware_config import validate as validate_aware
+        validate_aware(self)
         self.roles = validate_overrides(self.roles)
         if self.rank_selection == "manual" and not self.ranks:
             raise ConfigError("rank_selection='manual' needs ranks={layer_name_or_regex: rank}")
@@ -153,10 +186,7 @@ class PlanConfig:
             if not isinstance(value, (int, float)) or not low <= value <= high:
                 raise ConfigError(f"{name} must be in [{low}, {high}], got {value!r}")
         for name, low in (("profile_batch", 1), ("search_radius", 0), ("verify_rounds", 1)):
-            value = getattr(self, name)
-            if int(value) != value or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-            setattr(self, name, int(value))
+            setattr(self, name, integer(getattr(self, name), name, low=low))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -177,13 +207,36 @@ class PlanConfig:
         return cls.from_dict(kwargs)
 
 
+def _check_types(cfg: "PlanConfig") -> None:
+    """Types that the range checks below take for granted (a string ratio, a list as mode, a non-string
+    pattern fail here with the option's name, not as a TypeError deep inside)."""
+    for name in ("mode", "rank_selection", "rank_rounding", "device", "objective", "budget_kind"):
+        value = getattr(cfg, name)
+        if not (isinstance(value, str) or (value is None and name == "mode")):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+    for name in ("energy", "vbmf_weakening", "margin", "tie_tolerance"):
+        number(getattr(cfg, name), name)
+    for name in ("skip_unreduced", "verify"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
+    for name in ("include", "exclude"):
+        value = getattr(cfg, name)
+        if isinstance(value, (list, tuple)) and not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{name} takes non-empty regular-expression strings, got {value!r}")
+    if cfg.ranks is not None and not isinstance(cfg.ranks, Mapping):
+        raise ConfigError(f"ranks takes {{layer_name_or_regex: r or (r_out, r_in)}}, got {cfg.ranks!r}")
+    if any(not isinstance(k, str) or not k for k in (cfg.ranks or {})):
+        raise ConfigError(f"ranks: keys are layer names or regular expressions, got {list(cfg.ranks)!r}")
+
+
 def _rank_spec(name, value) -> RankSpec:
+    what = f"rank for {name!r}"
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
             raise ConfigError(f"rank for {name!r} must be an int or (r_out, r_in), got {value!r}")
-        out = tuple(int(v) for v in value)
+        out = tuple(integer(v, what) for v in value)
     else:
-        out = int(value)
+        out = integer(value, what)
     if any(v < 1 for v in (out if isinstance(out, tuple) else (out,))):
         raise ConfigError(f"rank for {name!r} must be >= 1, got {value!r}")
     return out

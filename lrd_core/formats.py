@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import zipfile
 from typing import Dict, Tuple
 
 import numpy as np
@@ -63,8 +62,9 @@ def read_npz(path: str) -> Dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise MismatchError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, zlib.error, pickled objects, truncation...
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise MismatchError(f"{path} is not a readable .npz file ({type(exc).__name__}: {first})") from None
 
 
 def write_npz(arrays: Dict[str, np.ndarray], path: str, inputs=()) -> None:

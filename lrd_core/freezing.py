@@ -1,7 +1,10 @@
 """Freezing of factor layers during fine-tuning (framework-neutral phase logic).
 
 A decomposed layer becomes a chain of factors, each with a *position*: ``first`` and ``last`` for
-SVD, ``first``, ``core`` and ``last`` for Tucker-2 (see :func:`lrd_core.factorize.skeleton`).
+SVD, ``first``, ``core`` and ``last`` for Tucker-2 and CP-3, ``first``, ``core`` (both the Kx1 and the
+1xK depthwise convs) and ``last`` for CP-4, ``first`` (basis filters) and ``last`` (the output mix or
+``combine`` layer; its integer ``index`` is a buffer, never frozen or trained) for basis convolutions
+(see :func:`lrd_core.factorize.skeleton`).
 Policies (a registry, :data:`POLICIES`):
 
 ``none``

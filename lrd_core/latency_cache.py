@@ -55,8 +55,9 @@ def env_key(env: Mapping[str, str]) -> str:
 
 def layer_signature(info: LayerInfo) -> str:
     """Everything about a layer that changes its run time (not its name or weights)."""
-    if info.kind == "dense":
-        return f"dense:{info.in_channels}->{info.out_channels}:b{int(info.has_bias)}"
+    if info.kind == "dense":      # positions per sample count: a ViT's projections run on every token
+        tokens = f":t{info.tokens}" if info.tokens != 1 else ""
+        return f"dense:{info.in_channels}->{info.out_channels}:b{int(info.has_bias)}{tokens}"
     return (f"conv:{info.in_channels}->{info.out_channels}:k{info.kernel[0]}x{info.kernel[1]}"
             f":s{info.stride[0]}x{info.stride[1]}:p{','.join(map(str, info.padding))}"
             f":d{info.dilation[0]}x{info.dilation[1]}:g{info.groups}:b{int(info.has_bias)}"

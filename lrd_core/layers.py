@@ -28,6 +28,17 @@ class Role:
         A conv that runs before the first block.
     is_final_dense : bool
         A dense layer whose output reaches the model output with no conv/dense in between.
+    kind : str or None
+        Transformer sublayer: ``attn`` (a projection of an attention: its output feeds the attention's
+        matrix products, or it reads their result) or ``mlp`` (a dense layer of a residual feed-forward
+        branch); None elsewhere. See :mod:`lrd_core.vit_roles`.
+    part : str or None
+        Which projection: ``q``, ``k``, ``v`` or a packed combination (``qkv``, ``kv``, ...), ``proj``
+        (attention output); ``fc1``, ``fc2``, ... (MLP layers in run order).
+    block_index : int or None
+        1-based index of the transformer block (attention + MLP) the layer belongs to.
+    num_blocks : int or None
+        Number of transformer blocks of the network (the same on every layer).
     """
 
     stage: Optional[int] = None
@@ -35,6 +46,15 @@ class Role:
     is_downsample: bool = False
     is_stem: bool = False
     is_final_dense: bool = False
+    kind: Optional[str] = None
+    part: Optional[str] = None
+    block_index: Optional[int] = None
+    num_blocks: Optional[int] = None
+
+    @property
+    def is_packed(self) -> bool:
+        """An attention projection computing more than one of query, key and value."""
+        return self.kind == "attn" and self.part is not None and len(set(self.part) & set("qkv")) > 1
 
     @property
     def block(self) -> Optional[int]:
@@ -145,6 +165,8 @@ class SubLayer:
 
     ``position`` says which factor this is (``first``, ``core``, ``last``); freezing uses it.
     ``index`` holds integer gather indices for kinds that select channels (None for conv2d/dense).
+    ``n_basis`` is the input channel count of a ``combine`` layer (its weight is (Cout, 2) and does not
+    show it; None reads it from ``index``).
     """
 
     kind: str
@@ -156,9 +178,12 @@ class SubLayer:
     groups: int = 1
     position: str = "first"
     index: Optional[np.ndarray] = None
+    n_basis: Optional[int] = None
 
     @property
     def in_channels(self) -> int:
+        if self.kind == "combine":
+            return int(self.n_basis) if self.n_basis is not None else int(np.max(self.index)) + 1
         return int(self.weight.shape[1]) * (self.groups if self.kind == "conv2d" else 1)
 
     @property

@@ -5,7 +5,8 @@ Modes are data: add one with :func:`register_mode`.
 
 The paper's "blocks 1-4" are every stage of the network and its "blocks 3 and 4" the last two
 stages (:attr:`~lrd_core.layers.Role.stage_from_end` 1 and 2), so ResNets with another number of
-stages behave alike.
+stages behave alike. The transformer modes (``attn``, ``mlp``) read the roles of
+:mod:`lrd_core.vit_roles`; :mod:`lrd_core.blocks` narrows any mode to the first/last k blocks.
 """
 from __future__ import annotations
 
@@ -81,9 +82,32 @@ def all_layers(l: LayerInfo) -> bool:
     return True
 
 
-@register_mode("auto", "hardware-aware: vanilla's candidates, kept only where measured faster")
+def transformer(l: LayerInfo) -> bool:
+    """An attention projection or MLP layer of a transformer block (:mod:`lrd_core.vit_roles`)."""
+    return l.role.kind in ("attn", "mlp")
+
+
+@register_mode("attn", "transformer attention projections: query, key, value (separate or packed) and output")
+def attn(l: LayerInfo) -> bool:
+    return l.role.kind == "attn"
+
+
+@register_mode("mlp", "transformer MLP layers (fc1, fc2 of every block)")
+def mlp(l: LayerInfo) -> bool:
+    return l.role.kind == "mlp"
+
+
+@register_mode("auto", "hardware-aware: vanilla's candidates and the transformer attention/MLP layers, kept "
+                       "only where measured faster")
 def auto(l: LayerInfo) -> bool:
-    return vanilla(l)
+    return vanilla(l) or transformer(l)
+
+
+@register_mode("pareto", "accuracy-aware: auto's candidates, the layers and ranks chosen by a sensitivity-based "
+                         "Pareto search (lrd_core.api.pareto)")
+def pareto(l: LayerInfo) -> bool:
+    return auto(l)
 
 
 FIXED_MODES = ("vanilla", "mode1", "mode2", "mode3", "mode4", "mode5")
+TRANSFORMER_MODES = ("attn", "mlp")

@@ -17,7 +17,8 @@ New ranks come from a registry of stage selectors (:data:`STAGE_SELECTORS`):
     A stepped parameter-reduction target: stage ``s`` aims at ``ratios[s - 2]`` (or the plan's
     ratio times ``ratio_step ** (s - 1)``) per layer; ranks never grow.
 
-The final dense layer is never compressed beyond the plan's ``final_dense_ratio``.
+The final dense layer is never compressed beyond the plan's ``final_dense_ratio``. CP-3 / CP-4 chains
+follow the rules of :mod:`lrd_core.stages_cp`; basis-convolution chains keep their ranks.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from .factorize import skeleton
 from .factorize.tucker2 import tucker2_factors
 from .layers import SubLayer
 from .plan import LayerPlan, Plan
+from .stages_cp import FIXED_METHODS, STAGE_METHODS, cp_stage_chain, cp_stage_ranks
 from .vbmf import evbmf_rank
 
 STAGE_SELECTORS: Dict[str, Callable] = {}
@@ -106,6 +108,8 @@ def read_chains(backend, model, plan: Plan) -> Dict[str, List[SubLayer]]:
     layers = dict(backend.named_layers(model))
     out = {}
     for lp in plan.decomposed():
+        if lp.method in FIXED_METHODS:          # basis chains keep their ranks in later stages
+            continue
         subs = skeleton(lp.info, lp.method, lp.ranks)
         for i, sub in enumerate(subs):
             name = f"{lp.name}.{i}"
@@ -190,6 +194,8 @@ def _pr(lp: LayerPlan, core: np.ndarray, cfg: StageConfig, plan: Plan, stage: in
 
 
 def _stage_ranks(lp: LayerPlan, subs, cfg: StageConfig, plan: Plan, stage: int) -> Tuple[int, ...]:
+    if lp.method in STAGE_METHODS:
+        return cp_stage_ranks(lp, subs, cfg, plan, stage)
     core = orthogonal_core(lp.method, subs)[1]
     raw = STAGE_SELECTORS[cfg.rank_selection](lp, core, cfg, plan, stage)
     q = cfg.rank_multiple or plan.config.rank_multiple
@@ -210,6 +216,8 @@ def next_plan(plan: Plan, chains: Dict[str, List[SubLayer]], cfg: StageConfig, s
                meta=copy.deepcopy(plan.meta), version=plan.version)
     changes = {}
     for lp in new.decomposed():
+        if lp.method in FIXED_METHODS:
+            continue
         if lp.name not in chains:
             raise MismatchError(f"no live factor chain for layer {lp.name}; read it with read_chains first")
         ranks = _stage_ranks(lp, chains[lp.name], cfg, plan, stage)
@@ -257,7 +265,11 @@ def recompress_model(backend, model, plan: Plan, new_plan: Plan,
     todo = changed_layers(plan, new_plan)
     subs = {}
     for k, name in enumerate(todo, 1):
-        subs[name] = redecompose(new_plan[name], chains[name], new_plan[name].ranks)
+        lp = new_plan[name]
+        if lp.method in STAGE_METHODS:
+            subs[name], lp.cp = cp_stage_chain(lp, chains[name], lp.ranks, new_plan.config)
+        else:
+            subs[name] = redecompose(lp, chains[name], lp.ranks)
         if progress is not None:
             progress(k, len(todo), name, 0.0)
     for name in todo:

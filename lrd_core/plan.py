@@ -27,6 +27,9 @@ class LayerPlan:
     params_after: int = 0
     macs_before: int = 0
     macs_after: int = 0
+    cp: Optional[Dict[str, List[float]]] = None   #: CP layers: {"error": [before, after EPC], "sensitivity": [...]}
+    data_aware: bool = False                      #: factors from calibration statistics (lrd_core.factorize.aware)
+    calibration: Optional[Dict] = None            #: data-aware layers: statistics kind, floor report, output errors
 
     @property
     def name(self) -> str:
@@ -37,12 +40,19 @@ class LayerPlan:
         return self.method != "none"
 
     def to_dict(self) -> dict:
-        return {"name": self.info.name, "kind": self.info.kind, "selected": bool(self.selected),
-                "method": self.method, "ranks": None if self.ranks is None else [int(r) for r in self.ranks],
-                "reason": self.reason, "note": self.note,
-                "params_before": int(self.params_before), "params_after": int(self.params_after),
-                "macs_before": int(self.macs_before), "macs_after": int(self.macs_after),
-                "info": self.info.to_dict()}
+        out = {"name": self.info.name, "kind": self.info.kind, "selected": bool(self.selected),
+               "method": self.method, "ranks": None if self.ranks is None else [int(r) for r in self.ranks],
+               "reason": self.reason, "note": self.note,
+               "params_before": int(self.params_before), "params_after": int(self.params_after),
+               "macs_before": int(self.macs_before), "macs_after": int(self.macs_after),
+               "info": self.info.to_dict()}
+        if self.cp is not None:
+            out["cp"] = {k: [float(v) for v in vals] for k, vals in self.cp.items()}
+        if self.data_aware:
+            out["data_aware"] = True
+            if self.calibration is not None:
+                out["calibration"] = dict(self.calibration)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "LayerPlan":
@@ -50,7 +60,8 @@ class LayerPlan:
                    ranks=None if d.get("ranks") is None else tuple(int(r) for r in d["ranks"]),
                    reason=d.get("reason"), note=d.get("note"),
                    params_before=d["params_before"], params_after=d["params_after"],
-                   macs_before=d["macs_before"], macs_after=d["macs_after"])
+                   macs_before=d["macs_before"], macs_after=d["macs_after"], cp=d.get("cp"),
+                   data_aware=bool(d.get("data_aware", False)), calibration=d.get("calibration"))
 
 
 @dataclass
@@ -62,6 +73,9 @@ class Plan:
     layers: List[LayerPlan]
     meta: Dict = field(default_factory=dict)
     version: int = PLAN_VERSION
+    #: In memory only (never written): the calibration statistics and factor chains of data-aware
+    #: layers (:class:`lrd_core.api.calibration.Calibration`), reused by ``compress`` in the same process.
+    calibration: Optional[object] = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ queries
     def __getitem__(self, name: str) -> LayerPlan:
@@ -94,23 +108,33 @@ class Plan:
         return os.fspath(path)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Plan":
-        version = d.get("version")
-        if version != PLAN_VERSION:
-            raise MismatchError(f"plan version {version!r} is not supported (this lrd reads version "
-                                f"{PLAN_VERSION}); re-create the plan with `lrd plan`")
-        return cls(config=PlanConfig.from_dict(d["config"]),
+    def from_dict(cls, d: dict, source: str = "plan") -> "Plan":
+        """Build a plan from its JSON object, validated (:mod:`lrd_core.validate`: schema, methods, ranks,
+        geometry); every layer's params/MACs are recomputed, never read from ``d``."""
+        from . import validate
+
+        validate.plan_dict(d, source)
+        plan = cls(config=validate.plan_config(d["config"], source),
                    layers=[LayerPlan.from_dict(x) for x in d["layers"]],
-                   meta=d.get("meta", {}), version=version)
+                   meta=dict(d.get("meta", {})), version=d["version"])
+        validate.check_plan(plan, source)
+        return validate.recompute_costs(plan)
 
     @classmethod
     def from_json(cls, path: str) -> "Plan":
         try:
             with open(path) as fh:
                 d = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise MismatchError(f"{path} is not a plan JSON file ({exc})") from None
-        return cls.from_dict(d)
+        except ValueError as exc:                     # also UnicodeDecodeError of a binary file
+            first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise MismatchError(f"{path} is not a plan JSON file ({first})") from None
+        except IsADirectoryError:
+            raise MismatchError(f"plan {path} is a folder, not a plan.json file") from None
+        except FileNotFoundError:
+            raise MismatchError(f"plan file {path} does not exist; make one with `lrd plan`") from None
+        except OSError as exc:
+            raise MismatchError(f"cannot read plan {path}: {exc.strerror or exc}") from None
+        return cls.from_dict(d, source=os.fspath(path))
 
     # ------------------------------------------------------------------ display
     def summary(self, all_layers: bool = True) -> str:

@@ -6,15 +6,20 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from . import conv_methods as CM
 from . import ranks as R
 from .config import PlanConfig, as_pair, names_matching
 from .cost import decomposed_cost, layer_macs, layer_params
 from .errors import BadWeightsError, ConfigError, MismatchError, RankError, UnknownLayerError, UnsupportedLayerError
 from .factorize import factorize_layer
+from .factorize.basis import combine_ranks
+from .factorize.cp_basis import attach_cp_report, check_ranks, manual_ranks
 from .layers import LayerInfo, SubLayer
+from .blocks import restrict as restrict_blocks
 from .modes import MODES
 from .plan import LayerPlan, Plan
 from .roles import override_layers
+from .validate import manual_pattern
 
 Progress = Optional[Callable[[int, int, str, float], None]]
 
@@ -37,6 +42,8 @@ def select_layers(layers: Sequence[LayerInfo], cfg: PlanConfig) -> Dict[str, boo
     layers = override_layers(layers, cfg.roles)
     names = [l.name for l in layers]
     chosen = {l.name: bool(cfg.mode is not None and MODES[cfg.mode](l)) for l in layers}
+    if cfg.blocks:
+        chosen = restrict_blocks(layers, chosen, cfg.blocks)
     for pattern in list(cfg.include) + list(cfg.ranks):
         hits = names_matching(pattern, names)
         if not hits:
@@ -57,12 +64,21 @@ def _explicit_names(cfg: PlanConfig) -> set:
 
 
 def _manual_rank(info: LayerInfo, method: str, cfg: PlanConfig, names: Sequence[str]):
+    chosen = manual_pattern(info.name, cfg.ranks, names)      # exact name first; overlapping patterns: error
     for pattern, spec in cfg.ranks.items():
-        if info.name in names_matching(pattern, names):
+        if pattern == chosen:
             full = R.full_ranks(info, method)
+            custom = manual_ranks(info, method, spec)
+            if custom is not None:
+                check_ranks(info, method, custom)
+                return custom
             if method == "svd":
                 if isinstance(spec, tuple) and spec[0] != spec[1]:
-                    raise RankError(f"layer {info.name} is decomposed by SVD and takes one rank, got {spec}")
+                    what = ("a packed query/key/value projection, i.e. one dense layer" if info.role.is_packed
+                            else "a dense layer" if info.kind == "dense" else "a 1x1 conv")
+                    raise RankError(f"layer {info.name} is {what}, decomposed by SVD with one rank; Tucker-2 ranks "
+                                    f"(r_out, r_in) {spec} apply to KxK convs only: give one rank, e.g. "
+                                    f"{min(spec)}")
                 wanted = (as_pair(spec)[0],)
             else:
                 wanted = as_pair(spec)
@@ -85,13 +101,17 @@ def _plan_layer(info: LayerInfo, selected: bool, cfg: PlanConfig, weight, names,
     if info.is_grouped:
         if info.name in explicit:
             raise UnsupportedLayerError(
-                f"layer {info.name} is a grouped/depthwise conv (groups={info.groups}); SVD and Tucker-2 "
-                f"do not apply to it — remove it from include/ranks")
+                f"layer {info.name} is a grouped/depthwise conv (groups={info.groups}); SVD, Tucker-2, CP and "
+                f"basis convolutions do not apply to it — remove it from include/ranks")
         lp.reason = f"grouped/depthwise conv (groups={info.groups}): SVD/Tucker-2 do not apply"
         return lp
-    method = R.method_for(info)
+    method = CM.method_for(info, cfg)
     full = R.full_ranks(info, method)
     ranks = _manual_rank(info, method, cfg, names)
+    if ranks is not None and cfg.rank_selection != "manual":
+        lp.note = f"manual rank (ranks= overrides {cfg.rank_selection} for this layer)"
+    if ranks is None and method == "basis" and cfg.basis_alpha is not None:
+        ranks = combine_ranks(info, cfg.basis_alpha, cfg.basis_beta, cfg.basis_speedup)
     if ranks is None:
         if cfg.rank_selection == "manual":
             lp.reason = "no manual rank given for this layer"
@@ -116,7 +136,7 @@ def _plan_layer(info: LayerInfo, selected: bool, cfg: PlanConfig, weight, names,
                      f"({params} >= {lp.params_before})")
         return lp
     lp.method, lp.ranks, lp.params_after, lp.macs_after = method, tuple(int(r) for r in ranks), params, macs
-    return lp
+    return attach_cp_report(lp, cfg, weight, info.name in explicit)
 
 
 def make_plan(layers: Sequence[LayerInfo], config=None, weights: Optional[Mapping[str, np.ndarray]] = None,
@@ -141,6 +161,10 @@ def make_plan(layers: Sequence[LayerInfo], config=None, weights: Optional[Mappin
     if cfg.mode == "auto":
         raise ConfigError("mode 'auto' times layers on the device: call it through an adapter "
                           "(lrd_torch.plan / lrd_mindspore.plan or `lrd plan --mode auto`)")
+    if cfg.mode == "pareto" or cfg.rank_selection == "error" or cfg.data_aware:
+        raise ConfigError("mode 'pareto', rank_selection 'error' and data_aware plans read calibration data or "
+                          "evaluate the model: call them through an adapter (lrd_torch.plan / lrd_mindspore.plan "
+                          "with calibration=..., or `lrd plan --calibration ...`)")
     if not layers:
         raise ConfigError("the model has no conv2d or dense layer to decompose")
     names = [l.name for l in layers]
@@ -163,10 +187,13 @@ def make_plan(layers: Sequence[LayerInfo], config=None, weights: Optional[Mappin
 
 
 def decompose(plan: Plan, weights: Mapping[str, np.ndarray], biases: Mapping[str, Optional[np.ndarray]] = None,
-              progress: Progress = None) -> Dict[str, List[SubLayer]]:
+              progress: Progress = None, stats: Optional[Mapping] = None,
+              done: Optional[Mapping[str, List[SubLayer]]] = None) -> Dict[str, List[SubLayer]]:
     """Factorize every decomposed layer of ``plan``: ``{name: [SubLayer, ...]}``.
 
-    ``progress(i, n, name, seconds)`` is called after each layer.
+    ``progress(i, n, name, seconds)`` is called after each layer. Data-aware layers
+    (``lp.data_aware``) are factorized from ``stats[name]`` (:class:`lrd_core.calibrate.LayerStats`)
+    unless ``done`` already holds their chain.
     """
     biases = biases or {}
     todo = plan.decomposed()
@@ -181,8 +208,14 @@ def decompose(plan: Plan, weights: Mapping[str, np.ndarray], biases: Mapping[str
                                 f"{lp.info.weight_shape}; the plan was made for another model")
         _check_finite(lp.name, w)
         t0 = time.perf_counter()
-        out[lp.name] = factorize_layer(lp.info, lp.method, lp.ranks, w, biases.get(lp.name),
-                                       tucker_iters=plan.config.tucker_iters)
+        if getattr(lp, "data_aware", False):
+            from .factorize.aware import factorize_data_aware
+            out[lp.name] = (done or {}).get(lp.name) or factorize_data_aware(
+                lp.info, lp.method, lp.ranks, w, biases.get(lp.name), (stats or {}).get(lp.name),
+                floor=plan.config.floor, tucker_iters=plan.config.tucker_iters, small_blas=True)[0]
+        else:
+            out[lp.name] = factorize_layer(lp.info, lp.method, lp.ranks, w, biases.get(lp.name),
+                                           **CM.method_options(plan.config))
         if progress is not None:
             progress(k, len(todo), lp.name, time.perf_counter() - t0)
     return out

@@ -2,7 +2,8 @@
 
 Every selector returns *raw* ranks (floats allowed) for one layer; :func:`quantize` turns them
 into the integers the factorization uses. Ranks are a tuple: ``(r,)`` for SVD, ``(r_out, r_in)``
-for Tucker-2.
+for Tucker-2, ``(R,)`` for CP-3 / CP-4, ``(C',)`` or ``(C', n_pair)`` for basis convolutions (their
+selectors live with the factorizations: :data:`METHOD_SELECTORS`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from .vbmf import evbmf_rank  # noqa: F401  (public: lrd_core.ranks.evbmf_rank)
 
 Selector = Callable[..., Tuple[float, ...]]
 SELECTORS: Dict[str, Selector] = {}
+#: ``{method: fn(info) -> full ranks}`` and ``{method: fn(info, selection, weight=None, **options) -> raw
+#: ranks}`` of the factorizations with their own rank rules (CP, basis; filled by lrd_core.factorize)
+METHOD_FULL_RANKS: Dict[str, Callable[[LayerInfo], Tuple[int, ...]]] = {}
+METHOD_SELECTORS: Dict[str, Selector] = {}
 
 
 def register_selector(name: str):
@@ -31,7 +36,10 @@ def method_for(info: LayerInfo) -> str:
 
 
 def full_ranks(info: LayerInfo, method: str) -> Tuple[int, ...]:
-    """Largest useful ranks: min(out, in) for SVD; (Cout, Cin) for Tucker-2."""
+    """Largest useful ranks: min(out, in) for SVD; (Cout, Cin) for Tucker-2; for CP the rank at which the
+    chain has as many parameters as the layer; Cout basis filters."""
+    if method in METHOD_FULL_RANKS:
+        return METHOD_FULL_RANKS[method](info)
     if method == "svd":
         return (min(info.out_channels, info.in_channels),)
     return (info.out_channels, info.in_channels)
@@ -119,6 +127,8 @@ def quantize(raw: Tuple[float, ...], full: Tuple[int, ...], q: int, rounding: st
 def select(info: LayerInfo, method: str, selection: str, weight: Optional[np.ndarray] = None,
            **options) -> Tuple[float, ...]:
     """Raw ranks from the named selector (``options`` are the PlanConfig fields it reads)."""
+    if method in METHOD_SELECTORS:
+        return METHOD_SELECTORS[method](info, selection, weight=weight, **options)
     if selection not in SELECTORS:
         raise KeyError(f"no rank selector {selection!r}; known: {sorted(SELECTORS)}")
     return SELECTORS[selection](info, method, weight=weight, **options)

@@ -14,7 +14,9 @@ Roles come from the structure of one traced example pass (:mod:`lrd_core.trace`)
   in between;
 - layers on a gating branch (squeeze-and-excitation, CBAM, attention maps: a branch that runs on a
   pooled or otherwise smaller tensor and multiplies the tensor it left) belong to no stage, like
-  the stem.
+  the stem;
+- in transformers, the attention projections (query/key/value, packed or not, and output), the MLP
+  layers and the block index come from the matrix products of the pass (:mod:`lrd_core.vit_roles`).
 
 Module names are only a fallback: for layers that did not run, and for networks without any block
 (stages from ``layer<k>``/``stage<k>`` names, else from where the spatial size shrinks). The user
@@ -31,6 +33,7 @@ from .config import names_matching
 from .errors import ConfigError, UnknownLayerError
 from .layers import LayerInfo, Role
 from .trace import Graph, Trace, find_blocks, find_gate_layers, output_size, spatial_size
+from . import vit_roles
 
 NOT_RUN = ("did not run on the example input (its weight is used outside the layer's own forward, e.g. a "
            "packed attention projection, or its branch was not taken): it cannot be replaced by a factor chain")
@@ -156,7 +159,7 @@ def infer_roles(trace: Optional[Trace], layers: Sequence[Tuple[str, str]]) -> Di
     """
     kinds = dict(layers)
     if trace is None:
-        return roles_from_names(layers)
+        return vit_roles.roles_from_names(roles_from_names(layers), layers)
     graph = Graph(trace)
     nodes: Dict[str, int] = {}
     for node in graph.nodes:
@@ -172,6 +175,7 @@ def infer_roles(trace: Optional[Trace], layers: Sequence[Tuple[str, str]]) -> Di
         roles = roles_from_names(ran, order=order, finals=sorted(finals))
     else:
         roles = _roles_by_size(graph, nodes, kinds, finals)
+    roles = vit_roles.transformer_roles(graph, nodes, roles)
     num = next((r.num_stages for r in roles.values()), None)
     by_name = roles_from_names(layers)
     for name, kind in layers:     # layers that did not run: names are all there is
@@ -179,6 +183,7 @@ def infer_roles(trace: Optional[Trace], layers: Sequence[Tuple[str, str]]) -> Di
             r = by_name[name]
             stage = r.stage if r.stage is not None and r.stage <= (num or 0) else None
             roles[name] = Role(stage=stage, num_stages=num, is_downsample=r.is_downsample)
+    roles = vit_roles.roles_from_names(roles, layers, only=set(kinds) - set(nodes))
     return {n: roles[n] for n, _ in layers}
 
 
@@ -198,13 +203,33 @@ def _flag_value(key: str):
     return check
 
 
+def _kind_value(pattern: str, value):
+    if value is None or value in vit_roles.KINDS:
+        return value
+    raise ConfigError(f"roles[{pattern!r}]: kind must be one of {', '.join(vit_roles.KINDS)} or null, got {value!r}")
+
+
+def _part_value(pattern: str, value):
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise ConfigError(f"roles[{pattern!r}]: part must be a name such as q, k, v, qkv, proj, fc1, fc2 or null, "
+                      f"got {value!r}")
+
+
+def _block_value(pattern: str, value):
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ConfigError(f"roles[{pattern!r}]: block_index must be an integer >= 1 (or null), got {value!r}")
+
+
 ROLE_FIELDS = {"stage": _stage_value, "is_downsample": _flag_value("is_downsample"),
-               "is_stem": _flag_value("is_stem"), "is_final_dense": _flag_value("is_final_dense")}
+               "is_stem": _flag_value("is_stem"), "is_final_dense": _flag_value("is_final_dense"),
+               "kind": _kind_value, "part": _part_value, "block_index": _block_value}
 
 
 def validate_overrides(overrides) -> Dict[str, Dict[str, object]]:
     """Check ``{layer_regex: {field: value}}`` (fields: stage, is_downsample, is_stem,
-    is_final_dense) and return it as plain dicts; :class:`ConfigError` names what to fix."""
+    is_final_dense, kind, part, block_index) and return it as plain dicts; :class:`ConfigError` names what to fix."""
     if overrides is None:
         return {}
     example = "{'layer4\\\\..*': {'stage': 4}, 'head\\\\.fc': {'is_final_dense': True}}"
@@ -249,6 +274,9 @@ def apply_overrides(roles: Mapping[str, Role], overrides) -> Dict[str, Role]:
     if any("stage" in fields for fields in overrides.values()):
         num = max((r.stage for r in out.values() if r.stage is not None), default=None)
         out = {n: dataclasses.replace(r, num_stages=num) for n, r in out.items()}
+    if any("block_index" in fields for fields in overrides.values()):
+        num = max((r.block_index for r in out.values() if r.block_index is not None), default=None)
+        out = {n: dataclasses.replace(r, num_blocks=num) for n, r in out.items()}
     return out
 
 

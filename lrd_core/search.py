@@ -36,6 +36,7 @@ from .plan import LayerPlan, Plan
 from .planner import make_plan, select_layers
 from .profile import Profiler
 from .ranks import full_ranks
+from .search_methods import extra_options, refresh_reports
 
 Verify = Callable[[Plan], Mapping[str, float]]
 SEARCH_STEP = 8     # rank step of the search when rank quantization is off (q = 1)
@@ -124,6 +125,7 @@ def candidates(layers: Sequence[LayerInfo], cfg: PlanConfig, weights=None) -> Tu
                                cfg.skip_unreduced):
             p, m = decomposed_cost(lp.info, lp.method, r)
             opts.append(Option(lp.method, r, p, m))
+        opts += extra_options(lp, cfg, weights)
         out.append(Candidate(lp, opts))
     return base, out
 
@@ -278,7 +280,7 @@ def search_plan(layers: Sequence[LayerInfo], config, profiler: Profiler, weights
     if cfg.budget is not None and not report.get("budget_met"):
         say(f"auto: budget {cfg.budget}x {cfg.budget_kind} not met without slowing the network on "
             f"{cfg.device}; reached {report['chosen']['reduction']:.2f}x")
-    return plan
+    return refresh_reports(plan, cfg, weights)
 
 
 def _verify_key(plan: Plan, phases: Sequence[str]) -> str:

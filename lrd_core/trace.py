@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 LAYER_KINDS = ("conv2d", "dense")
-OP_KINDS = LAYER_KINDS + ("add", "cat", "mul", "pool", "other")
+OP_KINDS = LAYER_KINDS + ("add", "cat", "mul", "pool", "matmul", "attention", "other")
 SCOPE_KINDS = ("enter", "exit")
 INPUT = 0   #: node index of the model input in a :class:`Graph`
 
@@ -48,6 +48,9 @@ register_op_kind("cat", "cat", "concat", "concatenate", "_concat", "cat_ext")
 register_op_kind("mul", "mul", "mul_", "__mul__", "__rmul__", "__imul__", "multiply")
 register_op_kind("pool", "mean", "reducemean", "adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d",
                  "max_pool2d", "globalavgpooling", "adaptiveavgpool2d")
+# products of two activations (attention scores, attention-weighted values) and fused attention (q, k, v in order)
+register_op_kind("matmul", "matmul", "__matmul__", "__rmatmul__", "bmm", "batchmatmul", "matmul_ext", "bmm_ext", "einsum")
+register_op_kind("attention", "scaled_dot_product_attention", "flashattentionscore", "flash_attention_score")
 
 
 def classify(op_type: str) -> str:

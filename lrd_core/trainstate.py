@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional
 
 from .errors import MismatchError
 from .io import atomic_dir, atomic_file
-from .layout import CHECKPOINT_PREFIX, PLAN_FILE, STATE_FILE
+from .layout import CHECKPOINT_PREFIX, PLAN_FILE, STATE_FILE, WEIGHT_FILES
 
 STATE = STATE_FILE
 _CKPT = re.compile(r"^" + CHECKPOINT_PREFIX + r"(\d{9})$")
@@ -122,7 +122,7 @@ def save_training_checkpoint(directory: str, state: "TrainState", plan, keep: in
     the plan (when given) and ``state.json`` are added here.
     """
     path = os.path.join(directory, checkpoint_name(state.global_step))
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, kind="checkpoint") as tmp:
         for name, write in writers.items():
             write(os.path.join(tmp, name))
         if plan is not None:
@@ -147,8 +147,16 @@ def latest_checkpoint(directory: str) -> Optional[str]:
 
 
 def read_state(checkpoint_dir: str) -> TrainState:
-    with open(os.path.join(checkpoint_dir, STATE)) as fh:
-        return TrainState.from_dict(json.load(fh))
+    """The TrainState of a checkpoint directory (MismatchError when its state.json is unreadable)."""
+    try:
+        with open(os.path.join(checkpoint_dir, STATE)) as fh:
+            state = TrainState.from_dict(json.load(fh))
+        if min(state.epochs, state.steps_per_epoch) < 1 or state.global_step < 0:
+            raise ValueError("impossible step counts")
+        return state
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise MismatchError(f"checkpoint {checkpoint_dir}: {STATE} is unreadable ({type(exc).__name__}); remove this "
+                            f"checkpoint directory to resume from an older one, or start afresh") from None
 
 
 def prune_checkpoints(directory: str, keep: int) -> None:
@@ -167,13 +175,45 @@ def clear_checkpoints(directory: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- logging
+def check_framework(checkpoint_dir: str, framework: str) -> None:
+    """Refuse a training checkpoint that another framework wrote (or that lacks this framework's weights).
+
+    Raises
+    ------
+    MismatchError
+        Naming the framework that wrote it and how to resume it.
+    """
+    expected = WEIGHT_FILES[framework]
+    if os.path.isfile(os.path.join(checkpoint_dir, expected)):
+        return
+    others = [f for f, name in WEIGHT_FILES.items()
+              if f != framework and os.path.isfile(os.path.join(checkpoint_dir, name))]
+    if others:
+        raise MismatchError(f"checkpoint {checkpoint_dir} was written by {others[0]} ({WEIGHT_FILES[others[0]]}) and "
+                            f"this run uses {framework}: resume it with framework {others[0]} (--framework "
+                            f"{others[0]}), or start afresh in another output directory (or with resume: false)")
+    raise MismatchError(f"checkpoint {checkpoint_dir} holds no {expected} (incomplete or not written by lrd); remove "
+                        f"it or start afresh in another output directory (or with resume: false)")
+
+
+def resume_text(checkpoint_dir: str, state: "TrainState") -> str:
+    """The log line of a resumed run: where it continues, or that the checkpoint already finished it."""
+    if state.finished:
+        return (f"  {checkpoint_dir} already finished this run ({state.epochs}/{state.epochs} epochs, step "
+                f"{state.global_step}/{state.total_steps}): nothing left to train")
+    return (f"  resuming from {checkpoint_dir} (step {state.global_step}/{state.total_steps}, epoch "
+            f"{state.epoch + 1}/{state.epochs})")
+
+
 def resume_or_start(out_dir: Optional[str], resume: bool, epochs: int, steps_per_epoch: int, plan,
-                    plan_file: str, load: Callable[[str], "TrainState"], is_main: bool = True):
+                    plan_file: str, load: Callable[[str], "TrainState"], is_main: bool = True,
+                    framework: Optional[str] = None):
     """Continue from the newest checkpoint in ``out_dir`` or start afresh.
 
-    A checkpoint is resumed only if it was written for the same epochs x steps and the same plan;
-    ``load(checkpoint_dir)`` restores weights and optimizer state and returns its TrainState. A
-    fresh run (``resume`` false or no checkpoint) removes stale checkpoints (main process only).
+    A checkpoint is resumed only if it was written for the same epochs x steps, the same plan and (given
+    ``framework``) by the same framework; ``load(checkpoint_dir)`` restores weights and optimizer state
+    and returns its TrainState. A fresh run (``resume`` false or no checkpoint) removes stale checkpoints
+    (main process only).
 
     Returns
     -------
@@ -184,6 +224,8 @@ def resume_or_start(out_dir: Optional[str], resume: bool, epochs: int, steps_per
         if out_dir and is_main:
             clear_checkpoints(out_dir)
         return TrainState(epochs, steps_per_epoch), None, None
+    if framework is not None:
+        check_framework(last, framework)
     read_state(last).check_compatible(epochs, steps_per_epoch, last)
     check_same_plan(last, plan, plan_file)
     try:

@@ -11,6 +11,8 @@ import numpy as np
 from scipy.linalg import svdvals
 from scipy.optimize import minimize_scalar
 
+from .values import finite_array
+
 TAU_COEF = 2.5129  # tau_bar = TAU_COEF * sqrt(alpha), the EVB threshold constant
 
 
@@ -34,14 +36,25 @@ def _free_energy(sigma2: float, L: int, M: int, s: np.ndarray, residual: float, 
 
 
 def evbmf_noise_and_threshold(matrix: np.ndarray):
-    """Return (sigma2, threshold, singular values) of the EVBMF solution for a 2-D array."""
-    Y = np.asarray(matrix, dtype=np.float64)
-    if Y.ndim != 2:
-        raise ValueError(f"EVBMF needs a 2-D array, got shape {Y.shape}")
+    """Return (sigma2, threshold, singular values) of the EVBMF solution for a 2-D array.
+
+    A matrix with a single row or column (or none, or all zeros) has no estimable signal component
+    (at most ``ceil(L / (1 + alpha)) - 1 = 0`` of them): the threshold is then 0 with no component kept.
+
+    Raises
+    ------
+    ConfigError
+        Not a 2-D real array.
+    BadWeightsError
+        NaN or Inf in the matrix.
+    """
+    Y = finite_array(matrix, "the EVBMF matrix", ndim=(2,)).astype(np.float64)
     if Y.shape[0] > Y.shape[1]:
         Y = Y.T
     L, M = Y.shape
-    s = svdvals(Y, check_finite=True)
+    if L <= 1:
+        return 0.0, 0.0, (np.zeros(L) if L == 0 else svdvals(Y))
+    s = svdvals(Y, check_finite=False)
     if s[0] == 0:
         return 0.0, 0.0, s
     alpha = L / M
@@ -65,7 +78,8 @@ def evbmf_noise_and_threshold(matrix: np.ndarray):
 def evbmf_rank(matrix: np.ndarray) -> int:
     """EVBMF rank of a 2-D array: the number of singular values above the EVB threshold.
 
-    Returns 0 for weights with no low-rank structure (e.g. random initialisation).
+    Returns 0 for weights with no low-rank structure (e.g. random initialisation), and for an
+    empty, all-zero, single-row or single-column matrix (no component can be told from noise).
     """
     _, threshold, s = evbmf_noise_and_threshold(matrix)
     if threshold == 0.0:

@@ -26,7 +26,9 @@ from lrd_core.layers import SubLayer  # noqa: E402
 
 from lrd_core.trace import run_with_input_hooks  # noqa: E402
 
+from .combine import Combine  # noqa: E402
 from .trace import layer_kind, record  # noqa: E402
+from .onnx_fix import fix_conv_pads  # noqa: E402
 from .naming import mindspore_to_torch, mindspore_to_torch_names, torch_to_mindspore  # noqa: E402
 from .portable import portable  # noqa: E402
 
@@ -151,6 +153,8 @@ class MindSporeBackend:
             return nn.Conv2d(sub.in_channels, sub.out_channels, sub.kernel, stride=sub.stride, pad_mode="pad",
                              padding=tuple(int(p) for p in sub.padding), dilation=sub.dilation, group=sub.groups,
                              has_bias=sub.has_bias, weight_init=w, bias_init=b)
+        if sub.kind == "combine":
+            return Combine.from_sub(sub)
         raise UnsupportedLayerError(f"MindSpore cannot build a {sub.kind!r} sublayer")
 
     def build(self, subs: Sequence[SubLayer], like: Optional[nn.Cell] = None) -> nn.SequentialCell:
@@ -179,7 +183,9 @@ class MindSporeBackend:
         return {t: params[m] for m, t in mindspore_to_torch_names(params).items()}
 
     def parameters(self, model: nn.Cell) -> Dict[str, ms.Parameter]:
-        return {k: p for k, p in self.tensors(model).items() if not k.endswith(_STATS)}
+        # running statistics and integer tensors (a combine layer's index) are buffers, as in torch
+        return {k: p for k, p in self.tensors(model).items()
+                if not k.endswith(_STATS) and np.dtype(ms.dtype_to_nptype(p.dtype)).kind == "f"}
 
     def to_numpy(self, tensor) -> np.ndarray:
         return np.array(tensor.asnumpy(), copy=True)
@@ -236,7 +242,10 @@ class MindSporeBackend:
         conf = RuntimeConf.get_instance()
         if threads and not conf.is_op_threads_num_configured():
             ms.device_context.cpu.op_tuning.threads_num(int(threads))
-        used = conf.get_op_threads_num() if conf.is_op_threads_num_configured() else (os.cpu_count() or 1)
+            self._threads_set = int(threads)
+        getter = getattr(conf, "get_op_threads_num", None)     # not in every 2.10 build
+        configured = getter() if getter is not None else getattr(self, "_threads_set", None)
+        used = configured if conf.is_op_threads_num_configured() and configured else (os.cpu_count() or 1)
         previous = ms.get_context("mode")
         ms.set_context(mode=ms.GRAPH_MODE)
         try:
@@ -323,6 +332,7 @@ class MindSporeBackend:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"MindSpore {ms.__version__} cannot export this network to ONNX ({first}); export "
                               f"MINDIR instead, or replace that operator") from None
+        fix_conv_pads(path)         # MindSpore writes Conv pads as (top, bottom, left, right)
         if dynamic_batch:          # MindSpore writes the traced batch into the output shape
             import onnx
 
@@ -339,6 +349,20 @@ class MindSporeBackend:
             return None
         cell = nn.GraphCell(ms.load(path))
         return lambda x: cell(ms.Tensor(np.ascontiguousarray(x, np.float32))).asnumpy()
+
+    # ------------------------------------------------------------------ reduced-order networks
+    def describe_module(self, model: nn.Cell, name: str):
+        from .reduced import describe
+        cell = dict(model.cells_and_names()).get(name) if name else None
+        return None if cell is None else describe(cell)
+
+    def make_module(self, spec: dict, like: Optional[nn.Cell] = None) -> nn.Cell:
+        from .reduced import make
+        return make(spec, like)
+
+    def input_gradients(self, model: nn.Cell, x: np.ndarray, cotangents):
+        from .reduced import input_gradients
+        return input_gradients(model, x, cotangents)
 
 
 def invalidate_graphs(model: nn.Cell, name: str = "") -> None:

@@ -27,7 +27,7 @@ _LAYOUT_METHODS = ("__getitem__", "__sub__", "__rsub__", "__truediv__", "__matmu
                    "transpose", "permute", "swapaxes", "flatten", "squeeze", "unsqueeze", "expand_dims",
                    "broadcast_to", "expand_as", "tile", "repeat", "astype", "split", "chunk", "mean", "sum",
                    "softmax", "matmul")
-_FUNCTIONS = ("add", "cat", "concat", "mul", "matmul", "reshape", "transpose", "permute", "swapaxes", "split",
+_FUNCTIONS = ("add", "cat", "concat", "mul", "matmul", "bmm", "reshape", "transpose", "permute", "swapaxes", "split",
               "chunk", "tile", "broadcast_to", "expand_dims", "squeeze", "unsqueeze", "flatten", "mean", "stack",
               "unstack", "softmax", "sub", "div")
 _PRIMITIVES = ("Add", "AddN", "Concat", "Mul", "Reshape", "Transpose", "ReduceMean", "Split", "Unstack", "Stack",

@@ -20,11 +20,13 @@ from mindspore.train import Callback, Model
 
 from lrd_core import freezing
 from lrd_core.api.freeze import apply_frozen
+from lrd_core.distill import as_distill_config, check_teacher
 from lrd_core.distributed import DistContext
-from lrd_core.errors import ConfigError
+from lrd_core.errors import ConfigError, MismatchError
 from lrd_core.layout import OPTIMIZER_FILES, PLAN_FILE, WEIGHT_FILES
+from lrd_core.optim import optimizer_config
 from lrd_core.plan import Plan
-from lrd_core.trainstate import Monitor, TrainState, read_state, resume_or_start
+from lrd_core.trainstate import Monitor, TrainState, read_state, resume_or_start, resume_text
 from lrd_core.trainstate import save_training_checkpoint as save_training_checkpoint_dir
 from lrd_data import Loader
 from lrd_data.loader import train_loader
@@ -32,6 +34,7 @@ from lrd_mindspore import evaluate, load_checkpoint, predict, state_to_numpy, wr
 
 from . import distributed as D
 from .backend import BACKEND
+from .optim import SAVED as OPT_SAVED, STATE as OPT_STATE, build_optimizer
 from .data import from_loader
 
 WEIGHTS, OPTIMIZER = WEIGHT_FILES["mindspore"], OPTIMIZER_FILES["mindspore"]
@@ -112,28 +115,27 @@ class TrainStep(nn.Cell):
         return loss, correct
 
 
-def _groups(params: Sequence[Parameter], weight_decay: float):
-    decay = [p for p in params if len(p.shape) > 1]
-    other = [p for p in params if len(p.shape) <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
-
-
 class PhaseSteps:
-    """Train cells per freezing phase over one shared optimizer state (momentum + step counter)."""
+    """Train cells per freezing phase over one shared optimizer state (momentum SGD or AdamW buffers,
+    see :mod:`lrd_mindspore.optim`, and the step counter that indexes the LR)."""
 
-    def __init__(self, net: nn.Cell, loss_fn: nn.Cell, lr: Sequence[float], momentum: float, weight_decay: float):
+    def __init__(self, net: nn.Cell, loss_fn: nn.Cell, lr: Sequence[float], momentum: float, weight_decay: float,
+                 optimizer=None):
         self.net, self.loss_fn, self.momentum, self.weight_decay = net, loss_fn, momentum, weight_decay
+        self.optimizer = optimizer_config(optimizer, momentum, weight_decay)
         self.lr = ms.Tensor(np.asarray(lr, np.float32))
         self.params: Dict[str, Parameter] = BACKEND.parameters(net)
         for p in self.params.values():
             p.requires_grad = True
         self.master = self._optimizer(list(self.params.values()))
-        self.moment_of = {id(p): m for p, m in zip(self.master.parameters, self.master.moments)}
+        self.state_of = {attr: {id(p): buf for p, buf in zip(self.master.parameters, getattr(self.master, attr))}
+                         for attr in OPT_STATE[self.optimizer.name]}
         self.cache: Dict[FrozenSet[str], TrainStep] = {}
+        self.step_cls = TrainStep
 
     def _optimizer(self, params):
-        return nn.Momentum(_groups(params, self.weight_decay), learning_rate=self.lr, momentum=self.momentum)
+        name_of = {id(p): k for k, p in self.params.items()}
+        return build_optimizer([(name_of[id(p)], p) for p in params], self.optimizer, self.lr)
 
     def get(self, frozen: FrozenSet[str]) -> TrainStep:
         """The train cell of the phase that freezes ``frozen`` (built and compiled once)."""
@@ -141,11 +143,12 @@ class PhaseSteps:
         if frozen not in self.cache:
             if frozen:
                 opt = self._optimizer([p for k, p in self.params.items() if k not in frozen])
-                opt.moments = ParameterTuple([self.moment_of[id(p)] for p in opt.parameters])
+                for attr, of in self.state_of.items():
+                    setattr(opt, attr, ParameterTuple([of[id(p)] for p in opt.parameters]))
                 opt.global_step = self.master.global_step
             else:
                 opt = self.master
-            cell = TrainStep(self.net, self.loss_fn, opt)
+            cell = self.step_cls(self.net, self.loss_fn, opt)
             cell.set_train(True)
             self.cache[frozen] = cell
         return self.cache[frozen]
@@ -155,10 +158,10 @@ class PhaseSteps:
         return int(self.master.global_step.asnumpy().reshape(-1)[0])
 
     def save(self, path: str) -> None:
-        """Write the shared momentum buffers (by parameter name) and the step counter as a .ckpt."""
+        """Write the shared optimizer buffers (by parameter name) and the step counter as a .ckpt."""
         by_id = {id(p): k for k, p in self.params.items()}
-        items = [{"name": "moment." + by_id[id(p)], "data": m} for p, m in zip(self.master.parameters,
-                                                                              self.master.moments)]
+        items = [{"name": OPT_SAVED[attr] + by_id[id(p)], "data": buf} for attr in self.state_of
+                 for p, buf in zip(self.master.parameters, getattr(self.master, attr))]
         items.append({"name": "global_step", "data": self.master.global_step})
         ms.save_checkpoint(items, path)
 
@@ -166,8 +169,13 @@ class PhaseSteps:
         """Restore what :meth:`save` wrote."""
         saved = ms.load_checkpoint(path)
         by_id = {id(q): k for k, q in self.params.items()}
-        for p, m in zip(self.master.parameters, self.master.moments):
-            m.set_data(ms.Tensor(saved["moment." + by_id[id(p)]].asnumpy()))
+        for attr in self.state_of:
+            key = OPT_SAVED[attr]
+            if key + by_id[id(self.master.parameters[0])] not in saved:
+                raise MismatchError(f"{path} holds no {self.optimizer.name} optimizer state ({key}*); it was written "
+                                    f"by a run with another optimizer: use a fresh output_path or resume: false")
+            for p, buf in zip(self.master.parameters, getattr(self.master, attr)):
+                buf.set_data(ms.Tensor(saved[key + by_id[id(p)]].asnumpy()))
         self.master.global_step.set_data(ms.Tensor(saved["global_step"].asnumpy()))
 
 
@@ -248,8 +256,10 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
         out_dir: Optional[str] = None, resume: bool = True, save_every_steps: int = 0, save_every_epochs: int = 1,
         keep: int = 2, eval_data=None, log_every: int = 0, progress: Optional[bool] = None,
         on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[DistContext] = None,
-        callbacks: Sequence[Callback] = ()) -> dict:
-    """Train ``net`` with momentum SGD through ``ms.train.Model``; ``lr`` holds one value per step.
+        callbacks: Sequence[Callback] = (), teacher: Optional[nn.Cell] = None, distill=None,
+        optimizer=None) -> dict:
+    """Train ``net`` with momentum SGD (or AdamW, ``optimizer``) through ``ms.train.Model``; ``lr`` holds
+    one value per step.
 
     Parameters are those of :func:`lrd_torch.train.fit`; ``data`` may also be a native MindSpore
     dataset (``lrd_mindspore.data.imagenet`` / ``cifar10``), and ``callbacks`` are extra MindSpore
@@ -268,15 +278,28 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
         raise ConfigError(f"lr schedule has {len(lr)} values, {epochs} epochs x {steps_per_epoch} steps need "
                           f"{epochs * steps_per_epoch}")
     lr = np.asarray(lr[:epochs * steps_per_epoch], np.float32)
-    steps = PhaseSteps(net, nn.CrossEntropyLoss(label_smoothing=label_smoothing), lr, momentum, weight_decay)
+    check_teacher(teacher, distill)
+    if teacher is not None:                # knowledge distillation: the teacher's logits are a third input
+        from .distill import DistillLoss, DistillStep
+        loss_fn = DistillLoss(as_distill_config(distill), label_smoothing)
+    else:
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    steps = PhaseSteps(net, loss_fn, lr, momentum, weight_decay, optimizer)
+    if teacher is not None:
+        steps.step_cls = DistillStep
     state, resumed, last = resume_or_start(out_dir, resume, epochs, steps_per_epoch, plan, PLAN_FILE,
-                                           lambda path: restore_training_checkpoint(path, net, steps), ctx.is_main)
+                                           lambda path: restore_training_checkpoint(path, net, steps), ctx.is_main,
+                                           framework="mindspore")
     say = log if ctx.is_main else None
     if resumed is not None and say:
-        say(f"  resuming from {last} (step {resumed}/{state.total_steps}, epoch {state.epoch + 1})")
+        say(resume_text(last, state))
     monitor = Monitor(state, lr, per_rank * ctx.world, log=say, log_every=log_every, progress=progress,
                       phase_text=lambda k: freezing.describe_phase(plan, freeze, k))
-    switch = PhaseSwitch(net)
+    if teacher is not None:
+        from .distill import DistillSwitch
+        switch = DistillSwitch(net, teacher)
+    else:
+        switch = PhaseSwitch(net)
     run = {"state": state, "freeze": freeze, "plan": plan, "steps": steps, "switch": switch, "monitor": monitor,
            "net": net, "on_step": list(on_step), "out_dir": out_dir, "main": ctx.is_main, "keep": keep,
            "save_every_steps": save_every_steps, "save_every_epochs": save_every_epochs, "eval_data": eval_data}

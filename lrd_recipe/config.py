@@ -20,8 +20,9 @@ from lrd_core.errors import ConfigError
 from lrd_core.modes import MODES
 from lrd_core.schedule import SCHEDULES
 
-from .options import (FREEZE_KEYS, PLAN_KEYS, STAGE_KEYS, check_built, check_schedule, freeze_config,
-                             plan_options, stage_config)
+from .options import (FREEZE_KEYS, PLAN_KEYS, SKIP_KEYS, STAGE_KEYS, check_built, check_schedule, freeze_config,
+                      plan_options, skip_options, stage_config)
+from .options import OPTIMIZER_KEYS, optimizer_options
 
 # key: (default, help). Types come from the defaults (None -> str, list -> comma-separated).
 SCHEMA: Dict[str, Tuple[object, str]] = {
@@ -44,7 +45,7 @@ SCHEMA: Dict[str, Tuple[object, str]] = {
     "eval_limit": (0, "use only the first N evaluation samples (0 = all)"),
     "eval_batch_size": (256, "evaluation batch size"),
     # ---------------------------------------------------------------- model
-    "net_name": ("resnet18", "resnet18, resnet34, resnet50, resnet101 or resnet152"),
+    "net_name": ("resnet18", "resnet18, resnet34, resnet50, resnet101, resnet152, vit_tiny, vit_small or vit_b_16"),
     "stem": ("cifar", "imagenet (7x7 + max-pool) or cifar (3x3)"),
     "width": (64, "base channel width (64 = standard)"),
     "class_num": (10, "classifier outputs"),
@@ -52,7 +53,17 @@ SCHEMA: Dict[str, Tuple[object, str]] = {
     "batch_size": (64, "per-device batch size (global batch = batch_size x devices)"),
     "epoch_size": (2, "epochs of the original training (N1)"),
     "momentum": (0.9, "SGD momentum"),
-    "weight_decay": (1e-4, "weight decay of conv/dense weights (not BatchNorm, not biases)"),
+    "weight_decay": (1e-4, "weight decay of conv/dense weights (not norms, biases, tokens, position embeddings)"),
+    # ---------------------------------------------------------------- Vision Transformers (the ViT recipe)
+    "optimizer": ("momentum", "momentum (SGD, the ResNet recipe) or adamw (the ViT recipe, torch AdamW semantics)"),
+    "beta1": (0.9, "adamw: first-moment decay"),
+    "beta2": (0.999, "adamw: second-moment decay"),
+    "eps": (1e-8, "adamw: denominator term"),
+    "patch_size": (16, "ViT patch side (image_size must be a multiple of it)"),
+    "depth": (0, "ViT transformer blocks (0 = the model's standard 12)"),
+    "drop_rate": (0.0, "ViT dropout after the position embedding, attention projection and MLP"),
+    "compression_blocks": ("", "decompose only in these blocks (transformer blocks, else stages): last:6, first:4, "
+                               "1-3,7 (empty = all)"),
     "label_smooth_factor": (0.0, "label smoothing"),
     "lr_decay_mode": ("linear", "linear, cosine, steps, poly or constant"),
     "lr_init": (0.0, "learning rate at step 0 (start of the warm-up)"),
@@ -69,7 +80,7 @@ SCHEMA: Dict[str, Tuple[object, str]] = {
     "progress": ("auto", "progress bar: auto (on a terminal), true or false"),
     # ---------------------------------------------------------------- decomposition (Table 4)
     "compression_mode": ("mode3", "vanilla, mode1..mode5 or all"),
-    "rank_selection": ("pr", "pr, vbmf, energy"),
+    "rank_selection": ("pr", "pr, vbmf, energy or error (ranks allocated by output error under compression_budget)"),
     "compression_ratio": (2.0, "per-layer parameter-reduction target for pr (> 1)"),
     "final_dense_ratio": (1.3, "milder target for the final dense layer (0 = same as compression_ratio)"),
     "rank_quantization": (32, "round ranks to a multiple of this (1 = off)"),
@@ -77,7 +88,29 @@ SCHEMA: Dict[str, Tuple[object, str]] = {
     "energy": (0.95, "energy kept for rank_selection=energy"),
     "include": ([], "regular expressions of extra layers to decompose"),
     "exclude": ([], "regular expressions of layers never decomposed"),
+    "conv_method": ("tucker2", "factorization of KxK convs: tucker2, cp3, cp4 or basis (dense and 1x1: SVD)"),
+    "epc": (False, "CP: CPD-EPC (least sensitive CPD at the same error)"),
+    "cp_iters": (100, "CP: maximum ALS iterations"),
+    "epc_iters": (50, "CP: maximum EPC sweeps"),
+    "basis_init": ("svd", "basis convolutions: svd or qr (column-pivoted QR keeps real filters)"),
+    "basis_alpha": (0.0, "basis: C' = alpha*Cout basis filters of the alpha/beta variant (0 = off: C' from the ratio)"),
+    "basis_beta": (0.0, "basis: beta*Cout outputs are sums of two basis outputs, the rest copies"),
+    "basis_speedup": (False, "basis: require alpha + beta < 1 (fewer training operations)"),
+    # ---------------------------------------------------------------- skip training (seed 003)
+    "basis_layers": ([], "skip training: layers (names or regular expressions) trained as basis convolutions"),
+    "basis_skip_epochs": (0, "skip training: epochs with basis convolutions before folding back (0 = off)"),
     "bn_recalibration_batches": (0, "re-estimate BatchNorm statistics on N training batches after decomposition"),
+    # ---------------------------------------------------------------- accuracy-aware compression
+    "data_aware": (False, "factorize SVD/Tucker-2 data-aware: minimise each layer's output error on calibration "
+                          "batches of the training data"),
+    "calibration_batches": (16, "training batches (of batch_size) that calibrate data_aware, rank_selection error "
+                                "and compression_mode pareto"),
+    "calibration_sequential": (False, "data_aware: each layer's statistics taken with the earlier layers compressed"),
+    "compression_budget": (0.0, "rank_selection error / compression_mode pareto: model-level reduction "
+                                "(original / compressed; 0 = compression_ratio)"),
+    "budget_kind": ("params", "what compression_budget counts: params, macs or latency (timed layers)"),
+    "compare_data_aware": (False, "also decompose the original weights data-aware at the same ranks and report "
+                                  "accuracy_decomposed_data_aware (BatchNorm re-calibrated, no fine-tuning)"),
     # ---------------------------------------------------------------- fine-tuning
     "finetune_epoch_size": (1, "fine-tuning epochs after decomposition (N2)"),
     "finetune_lr_decay_mode": ("linear", "schedule of the fine-tune"),
@@ -221,8 +254,9 @@ def read_yaml(path: str) -> dict:
     with open(path) as fh:
         try:
             docs = [d for d in yaml.safe_load_all(fh) if d is not None]
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        except (yaml.YAMLError, ValueError) as exc:           # ValueError: not text (UnicodeDecodeError)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"{path} is not valid YAML: {first}") from None
     if not docs:
         return {}
     for doc in docs:
@@ -303,7 +337,10 @@ CHOICES = {
     "data_backend": ("auto", "native", "numpy"), "augment": ("auto", "none", "crop_flip"),
     "stem": ("imagenet", "cifar"), "freeze": ("none", "sequential", "regular"), "freeze_unit": ("epoch", "step"),
     "stage_rank_selection": ("vbmf", "pr"), "file_format": ("MINDIR", "ONNX"), "progress": ("auto", "true", "false"),
-    "compression_mode": tuple(MODES), "rank_selection": ("pr", "vbmf", "energy"),
+    "compression_mode": tuple(MODES), "rank_selection": ("pr", "vbmf", "energy", "error"),
+    "budget_kind": ("params", "macs", "latency"),
+    "optimizer": ("momentum", "sgd", "adamw"),
+    "conv_method": ("tucker2", "cp3", "cp4", "basis"), "basis_init": ("svd", "qr"),
     "lr_decay_mode": tuple(SCHEDULES), "finetune_lr_decay_mode": tuple(SCHEDULES),
 }
 
@@ -318,7 +355,7 @@ def validate(cfg: argparse.Namespace) -> argparse.Namespace:
         if value not in allowed:
             raise ConfigError(f"config key {key!r} = {value!r}; choose one of {', '.join(allowed)}")
     for key in ("batch_size", "image_size", "class_num", "width", "stages", "freeze_every", "keep_checkpoint_max",
-                "export_batch_size", "eval_batch_size"):
+                "export_batch_size", "eval_batch_size", "calibration_batches"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     for key in ("epoch_size", "finetune_epoch_size", "stage_epoch_size", "bn_recalibration_batches",
@@ -340,4 +377,13 @@ def validate(cfg: argparse.Namespace) -> argparse.Namespace:
             raise ConfigError(f"config key include/exclude: {pattern!r} is not a regular expression ({exc})") from None
     check_built(cfg, STAGE_KEYS, stage_config, defaults)
     check_built(cfg, FREEZE_KEYS, freeze_config, defaults)
+    check_built(cfg, OPTIMIZER_KEYS, optimizer_options, defaults)
+    if cfg.depth < 0 or not 0.0 <= cfg.drop_rate < 1.0 or cfg.patch_size < 1:
+        raise ConfigError(f"config keys depth (>= 0), drop_rate (in [0, 1)) and patch_size (>= 1): got "
+                          f"{cfg.depth}, {cfg.drop_rate}, {cfg.patch_size}")
+    if cfg.basis_skip_epochs:
+        try:
+            skip_options(cfg)
+        except (ConfigError, ValueError, TypeError) as exc:
+            raise ConfigError(f"config keys {', '.join(SKIP_KEYS)}: {exc}") from None
     return cfg

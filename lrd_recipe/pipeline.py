@@ -25,9 +25,9 @@ from lrd_core import layout as L
 from lrd_core.errors import ConfigError
 from lrd_core.multistage import changed_layers, should_continue
 
-from . import report
+from . import aware, report, rundir, skip
 from .options import plan_options, stage_config
-from .runtime import WEIGHTS, Runtime
+from .runtime import WEIGHTS, Runtime, describe_model
 
 Log = Callable[[str], None]
 
@@ -63,6 +63,7 @@ def train_original(rt: Runtime, train_src, eval_src, log: Log):
     """Build the model, load ``pre_trained`` and train ``epoch_size`` epochs; returns (model, info)."""
     c = rt.cfg
     model = rt.model()
+    rt.fw.inspect(model, input_shape=rt.input_shape)        # image_size too small for the network: fail now
     if c.pre_trained:
         if rt.load_weights(model, c.pre_trained) is not None:
             raise ConfigError(f"pre_trained {c.pre_trained} is already compressed; give it as checkpoint_path to "
@@ -73,9 +74,13 @@ def train_original(rt: Runtime, train_src, eval_src, log: Log):
         data = rt.train_data(train_src)
         log(f"  {c.epoch_size} epochs x {rt.steps_per_epoch(data)} steps, batch {c.batch_size} x {rt.dist.world}, "
             f"lr {c.lr_decay_mode} {c.lr_init} -> {c.lr_max} -> {c.lr_end}")
-        fit = rt.fit(model, data, rt.schedule(data, c.epoch_size), c.epoch_size, _path(rt, L.RUN_ORIGINAL), eval_src,
-                     log=log)
-    if rt.is_main:                      # also without training: later steps (demo parity) read these weights
+        if skip.active(c):              # basis convolutions for the first epochs, then folded back (seed 003)
+            model, fit = skip.train(rt, model, data, rt.schedule(data, c.epoch_size), _path(rt, L.RUN_ORIGINAL),
+                                    eval_src, log)
+        else:
+            fit = rt.fit(model, data, rt.schedule(data, c.epoch_size), c.epoch_size, _path(rt, L.RUN_ORIGINAL),
+                         eval_src, log=log)
+    if rt.is_main and not rundir.keeps_pretrained(c):   # also without training: demo parity reads them
         rt.save_weights(model, _path(rt, L.RUN_ORIGINAL, WEIGHTS[rt.name]))
     acc = rt.evaluate(model, eval_src)
     log(f"  accuracy {acc:.4f}")
@@ -85,21 +90,32 @@ def train_original(rt: Runtime, train_src, eval_src, log: Log):
 def decompose(rt: Runtime, model, train_src, eval_src, log: Log):
     """Plan, decompose, evaluate (and re-calibrate BatchNorm); returns (plan, info)."""
     c = rt.cfg
-    plan = rt.fw.plan(model, input_shape=rt.input_shape, **plan_options(c))
-    plan.meta.update({"model": c.net_name, "model_kwargs": rt.model_kwargs()})
+    plan = rt.fw.plan(model, input_shape=rt.input_shape, **plan_options(c), **aware.plan_runtime(rt, train_src, eval_src,
+                                                                                               log))
+    compared = aware.compare_data_aware(rt, model, train_src, eval_src, log) if c.compare_data_aware else {}
+    digest = rundir.state_digest(rt.fw.state_to_numpy(model))
+    plan.meta.update({"model": c.net_name, "model_kwargs": rt.model_kwargs(), "source_digest": digest})
     if not plan.decomposed():
         raise ConfigError(f"mode {c.compression_mode} at ratio {c.compression_ratio} with ranks x{c.rank_quantization} "
-                          f"decomposes no layer of {c.net_name} (width {c.width}); lower rank_quantization")
+                          f"decomposes no layer of {c.net_name} ({describe_model(c)}); lower rank_quantization")
+    saved = rundir.reusable_decomposition(_path(rt, L.RUN_COMPRESSED), plan, digest, rt.name) if c.resume else None
     t0 = time.perf_counter()
-    rt.fw.compress(model, plan)
-    seconds = time.perf_counter() - t0
+    if saved is not None:               # a resumed run: the same weights were decomposed by the same plan
+        rt.fw.load(_path(rt, L.RUN_COMPRESSED), model)
+        seconds = float(saved.meta.get("seconds_decompose", 0.0))
+    else:
+        rt.fw.compress(model, plan)
+        seconds = time.perf_counter() - t0
+    plan.meta["seconds_decompose"] = seconds
     log(plan.summary(all_layers=False))
     acc = rt.evaluate(model, eval_src)
-    log(f"  decomposed {len(plan.decomposed())} layers in {seconds:.2f}s; accuracy right after decomposition {acc:.4f}")
-    if rt.is_main:                      # the net exactly as decomposed (before any re-calibration)
+    how = (f"reused the decomposition of {len(plan.decomposed())} layers in {_path(rt, L.RUN_COMPRESSED)} (same plan "
+           f"and weights)" if saved is not None else f"decomposed {len(plan.decomposed())} layers in {seconds:.2f}s")
+    log(f"  {how}; accuracy right after decomposition {acc:.4f}")
+    if rt.is_main and saved is None:    # the net exactly as decomposed (before any re-calibration)
         rt.fw.save(model, plan, _path(rt, L.RUN_COMPRESSED))
     info = {"accuracy_decomposed": acc, "seconds_decompose": seconds,
-            "accuracy_recalibrated": recalibrate(rt, model, train_src, eval_src, log)}
+            "accuracy_recalibrated": recalibrate(rt, model, train_src, eval_src, log), **compared}
     return plan, info
 
 
@@ -157,6 +173,7 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
     """
     t_start = time.perf_counter()
     from_compressed = check_checkpoint_path(cfg)
+    rundir.check_run_directory(cfg, rundir.steps_of(only_train, export, from_compressed))   # before any work
     rt = Runtime(cfg)
     say = log if rt.is_main else (lambda *_: None)
     train_src, eval_src = rt.sources()
@@ -169,6 +186,7 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
         model = rt.model()
         orig = {"accuracy": None, "params": rt.params(model), "fit": None}
         plan = rt.load_weights(model, cfg.checkpoint_path)
+        rt.fw.inspect(model, input_shape=rt.input_shape)    # image_size too small for the network: fail now
         acc = rt.evaluate(model, eval_src)
         say(f"  accuracy {acc:.4f}")
         # compressed/ holds the net before re-calibration: re-calibrate as the one-run flow does
@@ -176,7 +194,7 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
                "accuracy_recalibrated": recalibrate(rt, model, train_src, eval_src, say)}
         next(step)
     else:
-        say(f"[{next(step)}/{n_steps}] training {cfg.net_name} (width {cfg.width}, {cfg.stem} stem) on {cfg.dataset} "
+        say(f"[{next(step)}/{n_steps}] training {cfg.net_name} ({describe_model(cfg)}) on {cfg.dataset} "
             f"{cfg.image_size}x{cfg.image_size} in {rt.name}")
         model, orig = train_original(rt, train_src, eval_src, say)
         if only_train:
@@ -220,6 +238,11 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
         "freeze": cfg.freeze, "stages": stages, "export": exp, "world_size": rt.dist.world,
         "config": {k: v for k, v in vars(cfg).items()}, "runs": runs,
     }
+    for key in ("accuracy_decomposed_data_aware", "accuracy_decomposed_data_aware_raw"):
+        if key in dec:                  # compare_data_aware: the original weights decomposed data-aware
+            summary[key] = dec[key]
+    if "calibration" in plan0.meta:
+        summary["calibration"] = {k: plan0.meta["calibration"].get(k) for k in ("samples", "batches", "kinds", "seconds")}
     if extra is not None:
         summary.update(extra(rt, model, plan, eval_src) or {})
     summary["seconds_total"] = time.perf_counter() - t_start

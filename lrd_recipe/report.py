@@ -28,13 +28,29 @@ def table(s: dict) -> str:
         # measured in different runs (not interleaved): shown, but no ratio (see benchmarks/train_bench.py)
         rows.append(("train step (median)", f"{s['step_ms_original']:.1f} ms", f"{s['step_ms_finetune']:.1f} ms", ""))
     w = [max(len(r[c]) for r in rows) for c in range(4)]
-    lines = ["  ".join(v.ljust(x) for v, x in zip(r, w)).rstrip() for r in rows]
+    lines = ["  ".join(v.ljust(x) for v, x in zip(r, w)).rstrip() for r in rows] + data_aware_table(s)
     for st in s.get("stages", [])[1:]:
         lines.append(f"stage {st['stage']}: params {st['params_compressed']:,}, after decomposition "
                      f"{_pct(st['accuracy_decomposed'])}, fine-tuned {_pct(st['accuracy_finetuned'])}")
     lines.append(f"decomposition {s['seconds_decompose']:.2f}s, total {s['seconds_total']:.0f}s "
                  f"({s['framework']}, freeze={s.get('freeze', 'none')})")
     return "\n".join(lines)
+
+
+def data_aware_table(s: dict) -> list:
+    """Weight-space beside data-aware decomposition at the same ranks (``compare_data_aware``), or nothing."""
+    if s.get("accuracy_decomposed_data_aware") is None:
+        return []
+    ratio = s["params_original"] / max(s["params_compressed"], 1)
+    rows = [(f"accuracy at the same ranks ({ratio:.2f}x fewer params)", "weight-space", "data-aware"),
+            ("  original", _pct(s.get("accuracy_original")), _pct(s.get("accuracy_original"))),
+            ("  right after decomposition", _pct(s.get("accuracy_decomposed")),
+             _pct(s.get("accuracy_decomposed_data_aware_raw"))),
+            ("  after BatchNorm re-calibration", _pct(s.get("accuracy_recalibrated")),
+             _pct(s.get("accuracy_decomposed_data_aware"))),
+            ("  after fine-tuning", _pct(s.get("accuracy_finetuned")), "-")]
+    w = [max(len(r[c]) for r in rows) for c in range(3)]
+    return [""] + ["  ".join(v.ljust(x) for v, x in zip(r, w)).rstrip() for r in rows]
 
 
 def write(summary: dict, out_dir: str, name: str = SUMMARY_FILE) -> str:

@@ -25,7 +25,7 @@ from lrd_core.api.state import check_finite  # noqa: E402
 from lrd_core.frameworks import adapter  # noqa: E402
 from lrd_core.layout import WEIGHT_FILES, PLAN_FILE  # noqa: E402
 
-from .options import freeze_config  # noqa: E402
+from .options import freeze_config, optimizer_options  # noqa: E402
 
 WEIGHTS = WEIGHT_FILES
 
@@ -70,11 +70,13 @@ class Runtime:
 
     def model(self):
         c = self.cfg
-        m = self.fw.models.create_model(c.net_name, num_classes=c.class_num, stem=c.stem, width=c.width, seed=c.seed)
+        m = self.fw.models.create_model(c.net_name, **self.model_kwargs(), seed=c.seed)
         return m.to(self.device) if self.name == "torch" else m
 
     def model_kwargs(self) -> dict:
-        return {"num_classes": self.cfg.class_num, "stem": self.cfg.stem, "width": self.cfg.width}
+        """The builder keywords of ``net_name`` from the config: ResNets take ``stem``/``width``, ViTs
+        ``image_size``/``patch_size``/``depth``/``drop_rate`` (:mod:`lrd_core.model_options`)."""
+        return model_kwargs(self.cfg, self.fw.models.MODELS)
 
     def load_weights(self, model, path: str):
         """Weights from a checkpoint file, a training checkpoint dir or a compressed-model dir.
@@ -102,7 +104,8 @@ class Runtime:
 
     def params(self, model) -> int:
         from lrd_core.naming import is_num_batches
-        return int(sum(v.size for k, v in self.fw.state_to_numpy(model).items() if not is_num_batches(k)))
+        return int(sum(v.size for k, v in self.fw.state_to_numpy(model).items()
+                       if not is_num_batches(k) and v.dtype.kind == "f"))      # no integer index buffers
 
     # ------------------------------------------------------------------------------ data
     def sources(self):
@@ -135,6 +138,7 @@ class Runtime:
         c = self.cfg
         progress = None if c.progress == "auto" else c.progress == "true"
         return self.train.fit(model, data, lr, epochs, momentum=c.momentum, weight_decay=c.weight_decay,
+                              optimizer=optimizer_options(c),
                               label_smoothing=c.label_smooth_factor, seed=c.seed, log=log, plan=plan,
                               freeze=freeze, out_dir=out_dir, resume=c.resume,
                               save_every_steps=c.save_checkpoint_steps, save_every_epochs=c.save_checkpoint_epochs,
@@ -143,6 +147,22 @@ class Runtime:
 
     def evaluate(self, model, data) -> float:
         return float(self.train.evaluate(model, data, self.cfg.eval_batch_size))
+
+
+def model_kwargs(c, registry) -> dict:
+    """The keywords recipe config ``c`` gives the builder of ``c.net_name`` in ``registry``."""
+    from lrd_core.model_options import select
+
+    options = {"num_classes": c.class_num, "stem": c.stem, "width": c.width, "image_size": c.image_size,
+               "patch_size": c.patch_size, "depth": c.depth or None, "drop_rate": c.drop_rate}
+    return select(registry, c.net_name, {}, options)
+
+
+def describe_model(c) -> str:
+    """``width 32, cifar stem`` (ResNet) or ``patch 4, 12 blocks`` (ViT) for log lines."""
+    if c.net_name.startswith("vit"):
+        return f"patch {c.patch_size}, {c.depth or 'standard'} blocks, {c.optimizer}"
+    return f"width {c.width}, {c.stem} stem"
 
 
 # ---------------------------------------------------------------------------------- data (no framework set-up)

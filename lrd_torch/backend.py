@@ -24,6 +24,7 @@ from lrd_core.layers import SubLayer  # noqa: E402
 
 from lrd_core.trace import run_with_input_hooks  # noqa: E402
 
+from .combine import Combine  # noqa: E402
 from .trace import layer_kind, record  # noqa: E402
 
 _DEVICES = {"CPU": "cpu", "GPU": "cuda", "CUDA": "cuda"}
@@ -97,6 +98,8 @@ class TorchBackend:
                 raise UnsupportedLayerError(f"asymmetric padding {sub.padding} has no torch Conv2d equivalent")
             layer = nn.Conv2d(sub.in_channels, sub.out_channels, sub.kernel, stride=sub.stride, padding=(t, l),
                               dilation=sub.dilation, groups=sub.groups, bias=sub.has_bias)
+        elif sub.kind == "combine":
+            return Combine.from_sub(sub, device, dtype)
         else:
             raise UnsupportedLayerError(f"torch cannot build a {sub.kind!r} sublayer")
         with torch.no_grad():
@@ -262,6 +265,23 @@ class TorchBackend:
 
     def exported_runner(self, path: str, fmt: str):
         return None
+
+    # ------------------------------------------------------------------ reduced-order networks
+    def describe_module(self, model: nn.Module, name: str):
+        from .reduced import describe
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            return None
+        return describe(module)
+
+    def make_module(self, spec: dict, like: Optional[nn.Module] = None) -> nn.Module:
+        from .reduced import make
+        return make(spec, like)
+
+    def input_gradients(self, model: nn.Module, x: np.ndarray, cotangents):
+        from .reduced import input_gradients
+        return input_gradients(model, x, cotangents)
 
 
 BACKEND = TorchBackend()

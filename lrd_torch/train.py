@@ -15,11 +15,13 @@ import torch
 from torch import nn
 
 from lrd_core import freezing
+from lrd_core.distill import as_distill_config, check_teacher
 from lrd_core.distributed import DistContext
 from lrd_core.errors import ConfigError
 from lrd_core.layout import OPTIMIZER_FILES, PLAN_FILE, WEIGHT_FILES
+from lrd_core.optim import optimizer_config
 from lrd_core.plan import Plan
-from lrd_core.trainstate import Monitor, TrainState, read_state, resume_or_start
+from lrd_core.trainstate import Monitor, TrainState, read_state, resume_or_start, resume_text
 from lrd_core.trainstate import save_training_checkpoint as save_training_checkpoint_dir
 from lrd_data import Loader
 from lrd_data.loader import train_loader
@@ -27,6 +29,8 @@ from lrd_data.loader import train_loader
 from lrd_torch import evaluate, predict, set_frozen, unfreeze  # noqa: F401  (bound from lrd_core.api)
 
 from . import distributed as D
+from .optim import build_optimizer
+from .distill import distiller
 
 WEIGHTS, OPTIMIZER = WEIGHT_FILES["torch"], OPTIMIZER_FILES["torch"]
 
@@ -69,12 +73,10 @@ def recalibrate_bn(model: nn.Module, data, batches: int = 20, batch_size: int = 
 
 # ------------------------------------------------------------------------------------ optimizer
 def make_optimizer(model: nn.Module, momentum: float = 0.9, weight_decay: float = 1e-4,
-                   lr: float = 0.0) -> torch.optim.SGD:
-    """SGD + momentum; weight decay on conv/dense weights only (not BatchNorm or biases)."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    other = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
-    return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum)
+                   lr: float = 0.0, optimizer=None) -> torch.optim.Optimizer:
+    """SGD + momentum (default) or AdamW (``optimizer``, see :func:`lrd_core.optim.optimizer_config`);
+    weight decay on conv/dense weights only (not norms, biases, tokens or position embeddings)."""
+    return build_optimizer(model, optimizer_config(optimizer, momentum, weight_decay), lr)
 
 
 # ------------------------------------------------------------------------------------ checkpoints
@@ -100,8 +102,9 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
         log: Optional[Callable[[str], None]] = print, *, plan: Optional[Plan] = None, freeze=None,
         out_dir: Optional[str] = None, resume: bool = True, save_every_steps: int = 0, save_every_epochs: int = 1,
         keep: int = 2, eval_data=None, log_every: int = 0, progress: Optional[bool] = None,
-        on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[DistContext] = None) -> dict:
-    """Train ``model`` with momentum SGD; ``lr`` holds one value per step.
+        on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[DistContext] = None,
+        teacher: Optional[nn.Module] = None, distill=None, optimizer=None) -> dict:
+    """Train ``model`` with momentum SGD (or AdamW, ``optimizer``); ``lr`` holds one value per step.
 
     Parameters
     ----------
@@ -126,6 +129,12 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
         Called with the :class:`TrainState` after every step.
     dist : DistContext, optional
         Data-parallel group (default: the one ``torchrun`` set up, if any).
+    optimizer : str, dict or OptimizerConfig, optional
+        ``"sgd"`` (default: ``momentum``, ``weight_decay``) or ``"adamw"`` / ``{"name": "adamw", "beta1": 0.9,
+        "beta2": 0.999, "eps": 1e-8}`` (:mod:`lrd_core.optim`; same semantics as the MindSpore trainer).
+    teacher : torch.nn.Module, optional
+        Knowledge distillation from this model (e.g. the original of a reduced or compressed one), run in
+        eval mode; ``distill`` = ``{"alpha": 0.9, "temperature": 4.0}`` (:mod:`lrd_core.distill`).
 
     Returns
     -------
@@ -140,15 +149,17 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
     steps = loader.steps_per_epoch
     if len(lr) < epochs * steps:
         raise ConfigError(f"lr schedule has {len(lr)} values, {epochs} epochs x {steps} steps need {epochs * steps}")
-    optimizer = make_optimizer(model, momentum, weight_decay)
+    optimizer = make_optimizer(model, momentum, weight_decay, optimizer=optimizer)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    check_teacher(teacher, distill)
+    kd = distiller(teacher, as_distill_config(distill), loss_fn) if teacher is not None else None
     state, resumed, last = resume_or_start(out_dir, resume, epochs, steps, plan, PLAN_FILE,
                                            lambda path: restore_training_checkpoint(path, model, optimizer),
-                                           ctx.is_main)
+                                           ctx.is_main, framework="torch")
     main = ctx.is_main
     say = log if main else None
     if resumed is not None and say:
-        say(f"  resuming from {last} (step {resumed}/{state.total_steps}, epoch {state.epoch + 1})")
+        say(resume_text(last, state))
     monitor = Monitor(state, lr, loader.global_batch, log=say, log_every=log_every, progress=progress,
                       phase_text=lambda k: freezing.describe_phase(plan, freeze, k))
     device = _device(model)
@@ -173,7 +184,7 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
                 xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).long().to(device)
                 optimizer.zero_grad(set_to_none=True)
                 out = net(xt)
-                loss = loss_fn(out, yt)
+                loss = loss_fn(out, yt) if kd is None else kd(out, yt, xt)
                 loss.backward()
                 optimizer.step()
                 loss_value, correct = loss.item(), int((out.argmax(1) == yt).sum())

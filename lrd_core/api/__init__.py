@@ -11,7 +11,8 @@ import inspect as _pyinspect
 from types import SimpleNamespace
 from typing import Callable
 
-from . import evaluate, exporting, files, freeze, model, stages, state, timing
+from . import evaluate, exporting, files, freeze, model, reduce, stages, state, timing
+from .skip import fold_back
 
 #: ``{public name: function(backend, ...)}`` bound into every adapter.
 FUNCTIONS = {
@@ -23,7 +24,7 @@ FUNCTIONS = {
     "measure_latency": timing.measure_latency, "with_plan": timing.with_plan, "peak_memory": timing.peak_memory,
     "export": exporting.export, "predict": evaluate.predict, "evaluate": evaluate.evaluate,
     "set_frozen": freeze.set_frozen, "frozen_names": freeze.frozen_names, "freeze_phase": freeze.freeze_phase,
-    "unfreeze": freeze.unfreeze,
+    "unfreeze": freeze.unfreeze, "reduce": reduce.reduce, "fold_back": fold_back,
 }
 #: Functions grouped under ``lrd_X.multistage``.
 MULTISTAGE = {"read_chains": stages.read_chains, "next_plan": stages.next_plan, "recompress": stages.recompress,

@@ -36,6 +36,9 @@ def arrays(obj, what: str = "arrays") -> Mapping:
     if not isinstance(obj, Mapping):
         raise ConfigError(f"{what} must be a mapping {{name: numpy array}} (e.g. from state_to_numpy), "
                           f"got {type(obj).__name__}")
+    bad = [k for k in obj if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"{what}: keys must be tensor names (str) like 'conv1.weight', got {bad[0]!r}")
     return obj
 
 

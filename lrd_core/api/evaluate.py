@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LRDError
+from ..validate import ModelRunError
+from ..values import integer
 from . import checks
 
 
@@ -14,7 +16,13 @@ def predict(backend, model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     compiled graph (MindSpore GRAPH mode) serves every chunk with one input shape.
     """
     checks.model(backend, model)
-    x = np.asarray(x)
+    try:
+        x = np.asarray(x)
+    except (TypeError, ValueError):
+        x = np.asarray(None)
+    if x.dtype.kind not in "biuf":
+        raise ConfigError(f"predict takes a numeric array (N, C, H, W), got {x.dtype} values")
+    batch_size = integer(batch_size, "batch_size", low=1)
     if x.ndim < 2 or len(x) == 0:
         raise ConfigError(f"predict needs a non-empty batch of inputs (N, ...), got shape {x.shape}")
     outs = []
@@ -23,7 +31,14 @@ def predict(backend, model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         n = len(chunk)
         if n < batch_size < len(x):
             chunk = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], np.float32)])
-        outs.append(backend.forward(model, chunk)[:n])
+        try:
+            outs.append(backend.forward(model, chunk)[:n])
+        except LRDError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the framework refused the input shape
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise ModelRunError(f"the model does not run on inputs of shape {chunk.shape} ({type(exc).__name__}: "
+                                f"{first}); give inputs of the shape the model takes") from None
     return np.concatenate(outs)
 
 

@@ -12,8 +12,12 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 
 from ..errors import ExportError
+from ..frameworks import OTHER, adapter
 from ..io import atomic_file
+from ..registry import model_plan, model_spec
 from . import checks
+from .model import layer_infos
+from .state import state_to_numpy
 
 SUFFIXES = {".mindir": "MINDIR", ".onnx": "ONNX"}
 
@@ -68,11 +72,24 @@ def resolve_format(backend, path: str, format) -> str:
         fmt = str(format).upper()
     if fmt not in SUFFIXES.values():
         raise ExportError(f"unknown export format {format!r}; use MINDIR or ONNX")
-    if fmt not in backend.export_formats:
-        raise ExportError(f"{fmt} is written by MindSpore: use lrd_mindspore.export on the MindSpore twin "
-                          f"(lrd_mindspore.load reads this framework's compressed directory), or "
-                          f"`lrd export --format {fmt}`")
     return fmt
+
+
+def twin(backend, model):
+    """The same network in the other framework: rebuilt from the registry name and keywords the model was
+    created with, the plan it was compressed with, and its weights (the cross-framework converter)."""
+    spec = model_spec(model)
+    if spec is None:
+        raise ExportError(f"{backend.name} cannot write this format itself and the model was not built through "
+                          f"lrd's model registry, so its twin in the other framework cannot be rebuilt: build it "
+                          f"with lrd_X.models.create_model, or convert the weights (lrd convert) and export there")
+    other = adapter(OTHER[backend.name])
+    net = other.models.create_model(spec[0], **spec[1])
+    plan = model_plan(model)
+    if plan is not None:
+        other.rebuild(net, plan)
+    other.load_numpy(net, state_to_numpy(backend, model))
+    return other, net
 
 
 def export(backend, model, path: str, input_shape=(1, 3, 224, 224), format=None, dynamic_batch: bool = False,
@@ -88,7 +105,9 @@ def export(backend, model, path: str, input_shape=(1, 3, 224, 224), format=None,
     input_shape : tuple
         ``(N, C, H, W)``; with ``dynamic_batch`` the batch is symbolic and batches 1, 3 and N are checked.
     format : {'MINDIR', 'ONNX'}, optional
-        Default: from the file suffix (``.mindir``, ``.onnx``), else the framework's first format.
+        Default: from the file suffix (``.mindir``, ``.onnx``), else the framework's first format. A format
+        this framework cannot write (MindIR from torch) is written by the other framework's twin of the
+        model, rebuilt from the registry name, plan and weights (the report adds ``twin_max_abs_diff``).
     opset : int
         ONNX opset where the exporter takes one (torch).
 
@@ -101,6 +120,15 @@ def export(backend, model, path: str, input_shape=(1, 3, 224, 224), format=None,
     path = os.path.abspath(checks.path(path))
     shape = checks.shape(input_shape, rank=0)
     fmt = resolve_format(backend, path, format)
+    layer_infos(backend, model, (1,) + tuple(shape[1:]))    # runs at this input size, not too small for it
+    if fmt not in backend.export_formats:          # e.g. MindIR of a torch model: export its MindSpore twin
+        other, net = twin(backend, model)
+        x = np.random.default_rng(1).standard_normal((2,) + tuple(shape[1:])).astype(np.float32)
+        diff = float(np.max(np.abs(other.BACKEND.forward(net, x) - backend.forward(model, x))))
+        report = other.export(net, path, input_shape=shape, format=fmt, dynamic_batch=dynamic_batch, check=check,
+                              opset=opset, rtol=rtol, atol=atol)
+        report.update(twin_framework=other.FRAMEWORK, twin_max_abs_diff=diff)
+        return report
     with atomic_file(path, suffix="." + fmt.lower()) as written:
         notes = backend.export_native(model, written, fmt, shape, bool(dynamic_batch), int(opset))
         report = {"format": fmt, "path": path, "dynamic_batch": bool(dynamic_batch), "workarounds": list(notes)}

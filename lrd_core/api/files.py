@@ -13,7 +13,7 @@ from ..layout import PLAN_FILE, WEIGHT_FILES, compressed_dir_files
 from ..plan import Plan
 from . import checks
 from .model import rebuild
-from .state import check_finite, load_numpy, state_to_numpy
+from .state import check_finite, check_numeric, load_numpy, state_to_numpy
 
 
 def read_checkpoint(backend, path: str) -> Dict[str, np.ndarray]:
@@ -27,6 +27,7 @@ def read_checkpoint(backend, path: str) -> Dict[str, np.ndarray]:
 def write_checkpoint(backend, arrays: Mapping[str, np.ndarray], path: str) -> str:
     """Write torch-style arrays to ``path`` in the format its suffix names, atomically; returns the path."""
     checks.arrays(arrays)
+    check_numeric(arrays, "arrays")
     return formats.write(dict(arrays), checks.path(path))
 
 
@@ -61,11 +62,12 @@ def save(backend, model, plan: Plan, directory: str, force: bool = False, inputs
 
 def load(backend, directory: str, model):
     """Rebuild ``model`` (a fresh, uncompressed instance of the same architecture) from the saved plan
-    and load the compressed weights; a weights file of the other framework is converted on the fly."""
+    and load the compressed weights; a weights file of the other framework is converted on the fly.
+    Returns the loaded model: use the return value (a plan of ``reduce(method="asnet")`` builds a new network)."""
     directory = checks.path(directory, "directory")
     checks.model(backend, model)
     plan_path, weights = compressed_dir_files(directory, prefer=backend.name)
-    rebuild(backend, model, Plan.from_json(plan_path))
+    model = rebuild(backend, model, Plan.from_json(plan_path))
     return load_checkpoint(backend, model, weights)
 
 

@@ -7,6 +7,7 @@ from .. import multistage as _core
 from ..layers import SubLayer
 from ..multistage import StageConfig
 from ..plan import Plan
+from ..registry import remember_plan
 from . import checks
 
 
@@ -24,7 +25,9 @@ def next_plan(backend, model, plan: Plan, config: StageConfig, stage: int) -> Pl
 def recompress(backend, model, plan: Plan, new_plan: Plan, progress=None):
     """Re-decompose the chains whose ranks changed, in place (same layers, fewer channels)."""
     checks.model(backend, model)
-    return _core.recompress_model(backend, model, checks.plan(plan), checks.plan(new_plan), progress=progress)
+    out = _core.recompress_model(backend, model, checks.plan(plan), checks.plan(new_plan), progress=progress)
+    remember_plan(model, new_plan)
+    return out
 
 
 def compress_stage(backend, model, plan: Plan, config: StageConfig, stage: int, progress=None):

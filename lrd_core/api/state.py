@@ -26,8 +26,21 @@ def state_to_numpy(backend, model) -> Dict[str, np.ndarray]:
     return {k: backend.to_numpy(t) for k, t in backend.tensors(model).items()}
 
 
+def check_numeric(arrays: Mapping[str, np.ndarray], source: str) -> None:
+    """Refuse arrays that are not numbers (strings, objects), naming the tensor."""
+    for name, value in arrays.items():
+        try:
+            kind = np.asarray(value).dtype.kind
+        except (TypeError, ValueError):
+            kind = "O"
+        if kind not in "biuf":
+            raise BadWeightsError(f"{source}: tensor {name} does not hold numbers; give the weights as numeric "
+                                  f"arrays (e.g. from state_to_numpy)")
+
+
 def check_finite(arrays: Mapping[str, np.ndarray], source: str) -> None:
-    """Refuse NaN/Inf anywhere in floating arrays, naming the tensor."""
+    """Refuse NaN/Inf anywhere in floating arrays, and arrays that are not numbers, naming the tensor."""
+    check_numeric(arrays, source)
     for name, value in arrays.items():
         a = np.asarray(value)
         if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):

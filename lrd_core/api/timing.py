@@ -23,6 +23,7 @@ from ..layers import LayerInfo, SubLayer
 from ..plan import Plan
 from ..profile import Profiler
 from . import checks
+from ..adaptive_timing import adaptive_interleaved
 from .model import layer_infos, rebuild
 from .state import count_params
 
@@ -117,7 +118,7 @@ def layer_timer(backend, device: str = "CPU", threads: Optional[int] = None, war
         mods = [layer_module(backend, info, m, r, seed=k) for k, (m, r) in enumerate(variants)]
         with backend.timing_scope(threads):
             fns = backend.runners(mods, layer_input_shape(info, batch), phase, target, input_grad=True)
-            return L.interleaved(fns, warmup=warmup, repeat=repeat)
+            return adaptive_interleaved(fns, warmup=warmup, max_repeat=repeat)   # stops once the ratios settle
     return timer
 
 
@@ -163,6 +164,7 @@ def auto_plan(backend, model, input_shape=(1, 3, 224, 224), cache_path: Optional
     ``objective``, ...) plus ``cache_path`` / ``use_cache`` (latency cache), ``threads`` and ``log``.
     """
     from ..search import search_plan
+    from .verify import adaptive_verifier
 
     cfg = PlanConfig.from_kwargs(**options)
     backend.check_device(cfg.device)
@@ -173,9 +175,9 @@ def auto_plan(backend, model, input_shape=(1, 3, 224, 224), cache_path: Optional
     finals = [l for l in layers if l.role.is_final_dense]
     verify = None
     if cfg.verify:
-        verify = model_verifier(backend, model, input_shape, cfg.device,
-                                L.objective_phases(cfg.objective, cfg.profile_batch), threads,
-                                num_classes=finals[0].out_channels if finals else None)
+        verify = adaptive_verifier(backend, model, input_shape, cfg.device,
+                                   L.objective_phases(cfg.objective, cfg.profile_batch), threads,
+                                   num_classes=finals[0].out_channels if finals else None)
     meta = {"framework": backend.name, "input_shape": list(input_shape), "framework_version": backend.version,
             "threads": int(prof.cache.env["threads"]) if str(prof.cache.env["threads"]).isdigit() else None}
     try:

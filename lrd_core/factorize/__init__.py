@@ -1,6 +1,7 @@
 """Factorizations: a layer's weight -> a list of :class:`~lrd_core.layers.SubLayer` in native layout.
 
-``METHODS`` maps a method name to ``fn(info, weight, bias, ranks, **options) -> [SubLayer]``;
+``METHODS`` maps a method name to ``fn(info, weight, bias, ranks, **options) -> [SubLayer]``
+(``svd``, ``tucker2``, and from :mod:`.cp_basis` ``cp3``, ``cp4``, ``basis``);
 ``skeleton`` gives the same chain with zero weights (to rebuild a compressed net from its plan).
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from .svd import svd, svd_factors
 from .tucker2 import tucker2, tucker2_factors
 
 __all__ = ["svd", "tucker2", "svd_factors", "tucker2_factors", "METHODS", "factorize_layer",
-           "skeleton", "compose", "register_method"]
+           "skeleton", "compose", "register_method", "fold"]
 
 METHODS: Dict[str, Callable[..., List[SubLayer]]] = {}
 
@@ -49,6 +50,8 @@ def skeleton(info: LayerInfo, method: str, ranks: Sequence[int], dtype=np.float3
     """The sublayers ``method`` would produce for ``info`` at ``ranks``, with zero weights."""
     if dtype == "shape":
         dtype = np.float32
+    if method in SKELETONS:
+        return SKELETONS[method](info, ranks, dtype)
     kind = info.kind
     bias = np.zeros(info.out_channels, dtype) if info.has_bias else None
     o, i = info.out_channels, info.in_channels
@@ -84,3 +87,8 @@ def compose(subs: Sequence[SubLayer]) -> np.ndarray:
         else:
             raise ValueError("compose handles chains with a single spatial kernel")
     return out
+
+
+from .cp_basis import SKELETONS, fold, register as _register_cp_basis  # noqa: E402
+
+_register_cp_basis()

@@ -154,7 +154,7 @@ def combine_factors(matrix: np.ndarray, n_basis: int, n_pair: int, n_iter: int =
         dense = _dense(coef, index, n_basis)
         used = np.any(dense != 0, axis=0)
         refit = basis.copy()
-        refit[used] = lstsq(dense[:, used], matrix, lapack_driver="gelsy")[0]
+        refit[used] = np.linalg.lstsq(dense[:, used], matrix, rcond=None)[0]
         new_coef, new_index = assign(matrix, refit, n_pair)
         new_err = np.linalg.norm(matrix - _dense(new_coef, new_index, n_basis) @ refit)
         if new_err > err:
@@ -197,7 +197,8 @@ def basis_combine(weight: np.ndarray, alpha: float, beta: float, bias: Optional[
     dtype = w.dtype if w.dtype.kind == "f" else np.float32
     bias_ = None if bias is None else np.asarray(bias, dtype).copy()
     return [_conv(b, w.shape, stride, padding, dilation, dtype),
-            SubLayer("combine", coef.astype(dtype), bias_, position="last", index=index.astype(np.int64))]
+            SubLayer("combine", coef.astype(dtype), bias_, position="last", index=index.astype(np.int64),
+                     n_basis=n_basis)]
 
 
 def apply_combine(x: np.ndarray, sub: SubLayer) -> np.ndarray:
@@ -223,7 +224,11 @@ def fold_basis(subs: Sequence[SubLayer]) -> SubLayer:
 
 
 def basis_skeleton(info: LayerInfo, ranks: Sequence[int], dtype=np.float32) -> List[SubLayer]:
-    """Zero-weight chain for plan ranks ``(C',)`` (dense mix) or ``(C', n_pair)`` (combine variant)."""
+    """Zero-weight chain for plan ranks ``(C',)`` (dense mix) or ``(C', n_pair)`` (combine variant).
+
+    The combine layer's index marks the first ``n_pair`` outputs as pairs (channels 0 and 1) and the
+    rest as copies, so that costs read from the skeleton count the pairs; loading weights replaces it.
+    """
     dtype = np.float32 if dtype == "shape" else dtype
     c_b, o = int(ranks[0]), info.out_channels
     bias = np.zeros(o, dtype) if info.has_bias else None
@@ -231,8 +236,10 @@ def basis_skeleton(info: LayerInfo, ranks: Sequence[int], dtype=np.float32) -> L
                      info.padding, info.dilation, 1, "first")
     if len(ranks) == 1:
         return [first, SubLayer("conv2d", np.zeros((o, c_b, 1, 1), dtype), bias, position="last")]
-    return [first, SubLayer("combine", np.zeros((o, 2), dtype), bias, position="last",
-                            index=np.zeros((o, 2), np.int64))]
+    index = np.zeros((o, 2), np.int64)
+    if c_b >= 2:
+        index[:int(ranks[1]), 1] = 1
+    return [first, SubLayer("combine", np.zeros((o, 2), dtype), bias, position="last", index=index, n_basis=c_b)]
 
 
 def factorize_basis(info: LayerInfo, weight: np.ndarray, bias=None, ranks: Sequence[int] = (1,), init: str = "svd",
@@ -244,3 +251,56 @@ def factorize_basis(info: LayerInfo, weight: np.ndarray, bias=None, ranks: Seque
     if alpha is not None or beta is not None:
         return basis_combine(weight, alpha, beta, bias, n_iter=n_iter, require_speedup=require_speedup, **geo)
     return basis(weight, ranks[0], bias, init=init, **geo)
+
+
+# ------------------------------------------------------------------------------------ plans
+def pr_basis_rank(c_out: int, c_in: int, kh: int, kw: int, ratio: float) -> float:
+    """C' reducing the parameters ``ratio`` times: ``C' (Cin kh kw + Cout) = Cout Cin kh kw / ratio``."""
+    return c_out * c_in * kh * kw / (ratio * (c_in * kh * kw + c_out))
+
+
+def select_basis_rank(info: LayerInfo, selection: str, weight=None, ratio: float = 2.0, energy: float = 0.95,
+                      vbmf_weakening: float = 0.8, **_) -> Tuple[float]:
+    """Raw basis count ``(C',)``: PR, or EVBMF / energy of the (Cout, Cin kh kw) unfolding (the basis is
+    the truncated SVD of that matrix), clamped to Cout."""
+    kh, kw = info.kernel
+    c_out = info.out_channels
+    if selection == "pr":
+        return (min(pr_basis_rank(c_out, info.in_channels, kh, kw, ratio), float(c_out)),)
+    mat = np.asarray(weight, np.float64).reshape(c_out, -1)
+    if selection == "vbmf":
+        from ..vbmf import evbmf_rank
+
+        full = min(mat.shape)
+        return (float(full - vbmf_weakening * (full - min(evbmf_rank(mat), full))),)
+    if selection == "energy":
+        from ..ranks import energy_rank
+
+        return (float(energy_rank(mat, energy)),)
+    raise KeyError(f"no basis rank selector {selection!r}; known: pr, vbmf, energy")
+
+
+def combine_ranks(info: LayerInfo, alpha: float, beta: float, require_speedup: bool = False) -> Tuple[int, int]:
+    """Plan ranks ``(C', n_pair)`` of the alpha/beta variant of ``info`` (validated as :func:`combine_counts`)."""
+    return combine_counts(info.out_channels, alpha, beta, require_speedup, info.name)
+
+
+def factorize_planned(info: LayerInfo, weight: np.ndarray, bias=None, ranks: Sequence[int] = (1,),
+                      init: str = "svd", n_iter: int = 10) -> List[SubLayer]:
+    """The chain of plan ranks ``(C',)`` (dense mix, ``init`` svd/qr) or ``(C', n_pair)`` (combine)."""
+    if len(ranks) == 1:
+        return basis(weight, int(ranks[0]), bias, info.stride, info.padding, info.dilation, init, groups=info.groups,
+                     name=info.name)
+    mat = _matrix(weight, info.groups, info.name)
+    n_basis = _check_count(ranks[0], mat.shape[0], info.name)
+    n_pair = int(ranks[1])
+    if not 0 <= n_pair <= mat.shape[0] or (n_pair and n_basis < 2):
+        raise RankError(f"basis pair count of {_where(info.name)} must be in [0, {mat.shape[0]}] and needs at "
+                        f"least two basis filters, got {n_pair} pairs of {n_basis}")
+    b, coef, index = combine_factors(mat, n_basis, n_pair, n_iter)
+    w = np.asarray(weight)
+    dtype = w.dtype if w.dtype.kind == "f" else np.float32
+    bias_ = None if bias is None else np.asarray(bias, dtype).copy()
+    return [_conv(b, w.shape, info.stride, info.padding, info.dilation, dtype),
+            SubLayer("combine", coef.astype(dtype), bias_, position="last", index=index.astype(np.int64),
+                     n_basis=n_basis)]

@@ -190,7 +190,18 @@ def svd_error_curve(weight: np.ndarray, cov: np.ndarray, ranks: Sequence[int], f
 
 
 # ---------------------------------------------------------------- covariances of a KxK conv
-class _PatchCov:
+class _CovBase:
+    """What both covariance models share: the preconditioner's channel inverse, computed once."""
+
+    _c_inv = None
+
+    def channel_inverse(self):
+        if self._c_inv is None:
+            self._c_inv = _inv_psd(self.channel())
+        return self._c_inv
+
+
+class _PatchCov(_CovBase):
     """Full ``(Cin*k)^2`` patch covariance with a ridge floor."""
 
     def __init__(self, c: np.ndarray, n_in: int, k: int, floor: float, name: str):
@@ -241,7 +252,7 @@ class _PatchCov:
         return lambda r_in: y[:r_in * self.k].T @ y[:r_in * self.k]
 
 
-class _KronCov:
+class _KronCov(_CovBase):
     """Channel covariance taken as ``C_channel (x) I_k``, eigenvalues floored."""
 
     def __init__(self, c: np.ndarray, n_in: int, k: int, floor: float, name: str):
@@ -342,7 +353,7 @@ def _input_step(wc, u, g, a, cov, iters, tol=1e-10):
     g4 = g.reshape(g.shape[0], ri, cov.k)
     rhs = np.tensordot(g4, (u.T @ wc).reshape(u.shape[1], cov.n_in, cov.k), axes=([0, 2], [0, 2]))
     m = np.tensordot(g4, g4, axes=([0, 2], [0, 2]))
-    m_inv, c_inv = _inv_psd(m), _inv_psd(cov.channel())
+    m_inv, c_inv = _inv_psd(m), cov.channel_inverse()
     x = a.copy()
     res = rhs - cov.hess(x, g4, m)
     z = m_inv @ res @ c_inv

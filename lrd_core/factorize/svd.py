@@ -5,7 +5,9 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from ..errors import RankError, UnsupportedLayerError
 from ..layers import SubLayer
+from ..values import finite_array, integer
 from ._linalg import leading_left_vectors
 
 
@@ -42,13 +44,15 @@ def svd(weight: np.ndarray, rank: int, bias: Optional[np.ndarray] = None,
     Returns two :class:`SubLayer` of the input's kind: ``in -> rank`` (carries stride and padding,
     the layer that first touches the input) and ``rank -> out`` (carries the bias).
     """
-    weight = np.asarray(weight)
+    weight = finite_array(weight, "svd weight", ndim=(2, 4))
     conv = weight.ndim == 4
     if conv and weight.shape[2:] != (1, 1):
-        raise ValueError(f"svd takes a dense or 1x1 conv weight, got kernel {weight.shape[2:]}")
+        raise UnsupportedLayerError(f"svd takes a dense or 1x1 conv weight, got kernel {weight.shape[2:]}; "
+                                    f"use tucker2 for a KxK conv")
     n_out, n_in = weight.shape[:2]
+    rank = integer(rank, "svd rank", error=RankError)
     if not 1 <= rank <= min(n_out, n_in):
-        raise ValueError(f"svd rank must be in [1, {min(n_out, n_in)}], got {rank}")
+        raise RankError(f"svd rank must be in [1, {min(n_out, n_in)}] for a {n_in}->{n_out} weight, got {rank}")
     first, last = svd_factors(weight.reshape(n_out, n_in), int(rank))
     dtype = weight.dtype if weight.dtype.kind == "f" else np.float32
     kind = "conv2d" if conv else "dense"

@@ -11,7 +11,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import RankError, UnsupportedLayerError
 from ..layers import SubLayer
+from ..values import finite_array, integer
 from ._linalg import leading_left_vectors
 
 
@@ -45,13 +47,18 @@ def tucker2(weight_oihw: np.ndarray, ranks: Sequence[int], bias: Optional[np.nda
             stride: Sequence[int] = (1, 1), padding: Sequence[int] = (0, 0, 0, 0),
             dilation: Sequence[int] = (1, 1), n_iter: int = 4) -> List[SubLayer]:
     """Decompose an OIHW kernel at ``ranks=(r_out, r_in)`` into [1x1, KxK, 1x1] sublayers."""
-    weight = np.asarray(weight_oihw)
+    weight = finite_array(weight_oihw, "tucker2 weight", ndim=(2, 3, 4, 5, 6))
     if weight.ndim != 4:
-        raise ValueError(f"tucker2 takes an OIHW conv kernel, got shape {weight.shape}")
+        raise UnsupportedLayerError(f"tucker2 takes an OIHW conv kernel, got shape {weight.shape}; use svd for a "
+                                    f"dense weight")
     o, i = weight.shape[:2]
-    r_out, r_in = (int(ranks), int(ranks)) if np.isscalar(ranks) else (int(ranks[0]), int(ranks[1]))
+    if np.isscalar(ranks):
+        ranks = (ranks, ranks)
+    if not isinstance(ranks, (tuple, list, np.ndarray)) or len(ranks) != 2:
+        raise RankError(f"tucker2 ranks must be one integer or (r_out, r_in), got {ranks!r}")
+    r_out, r_in = (integer(r, "tucker2 rank", error=RankError) for r in ranks)
     if not (1 <= r_out <= o and 1 <= r_in <= i):
-        raise ValueError(f"tucker2 ranks must be in [1, {o}] x [1, {i}], got {(r_out, r_in)}")
+        raise RankError(f"tucker2 ranks must be in [1, {o}] x [1, {i}] for a {i}->{o} kernel, got {(r_out, r_in)}")
     u_out, core, u_in = tucker2_factors(weight, (r_out, r_in), n_iter=n_iter)
     dtype = weight.dtype if weight.dtype.kind == "f" else np.float32
     b = None if bias is None else np.asarray(bias, dtype=dtype).copy()

@@ -25,6 +25,7 @@ OUTPUT = "<output>"          # key of the network output in recorded activations
 
 ACTIVATIONS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda x: np.maximum(x, 0.0),
+    "relu6": lambda x: np.clip(x, 0.0, 6.0),
     "identity": lambda x: x,
     "leaky_relu": lambda x: np.where(x >= 0, x, 0.01 * x),
     "tanh": np.tanh,

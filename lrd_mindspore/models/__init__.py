@@ -12,6 +12,10 @@ from .vit import VisionTransformer, vit_b_16, vit_small, vit_tiny
 REGISTRY = ModelRegistry("mindspore", [resnet18, resnet34, resnet50, resnet101, resnet152, vit_tiny, vit_small,
                                          vit_b_16])
 register_model, create_model, list_models, MODELS = REGISTRY.register, REGISTRY.create, REGISTRY.list, REGISTRY
+# the public builders remember how each model was built (lrd_core.registry.model_spec)
+resnet18, resnet34, resnet50, resnet101, resnet152, vit_tiny, vit_small, vit_b_16 = (
+    REGISTRY.builder(n) for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vit_tiny",
+                                  "vit_small", "vit_b_16"))
 
 __all__ = ["REGISTRY", "MODELS", "register_model", "create_model", "list_models", "BasicBlock", "Bottleneck",
            "ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "VisionTransformer", "vit_tiny",

@@ -11,11 +11,12 @@ from lrd_core.errors import ConfigError, LRDError
 
 def main():
     from src.model_utils.config import config
-    from lrd_recipe import pipeline
+    from lrd_recipe import pipeline, rundir
     from lrd_recipe.runtime import Runtime
 
     if not config.pre_trained:
         raise ConfigError("compress.py needs pre_trained: the checkpoint of the trained original network")
+    rundir.check_run_directory(config, ("compressed",))      # output_path: before any work
     rt = Runtime(config)
     train_src, eval_src = rt.sources()
     model = rt.model()

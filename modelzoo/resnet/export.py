@@ -13,11 +13,12 @@ from lrd_core.errors import ConfigError, LRDError
 
 def main():
     from src.model_utils.config import config
-    from lrd_recipe import pipeline
+    from lrd_recipe import pipeline, rundir
     from lrd_recipe.runtime import Runtime
 
     if not config.checkpoint_path:
         raise ConfigError("export.py needs checkpoint_path (a .ckpt/.pt file or a compressed-model directory)")
+    rundir.check_run_directory(config, ("export",))          # output_path: before any work
     rt = Runtime(config)
     _, eval_src = rt.sources()
     model = rt.model()

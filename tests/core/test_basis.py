@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy.linalg import qr, svdvals
 
-from lrd_core.cost_basis import (COSTS, alpha_beta_speedup, basis_cost, basis_op_counts, cp_cost,
-                                 forward_basis_limit, subchain_cost, training_basis_limit)
+from lrd_core.cost import (alpha_beta_speedup, basis_op_counts, chain_cost, decomposed_cost, forward_basis_limit,
+                           training_basis_limit)
 from lrd_core.errors import ConfigError, RankError, UnsupportedLayerError
 from lrd_core.factorize import compose
 from lrd_core.factorize.basis import (apply_combine, basis, basis_combine, basis_skeleton, combine_counts,
@@ -128,11 +128,11 @@ def test_skeleton_and_costs_match_the_chains():
         skel = basis_skeleton(info, ranks)
         assert [(s.kind, s.weight.shape, s.stride, s.has_bias) for s in skel] == \
                [(s.kind, s.weight.shape, s.stride, s.has_bias) for s in subs]
-        assert basis_cost(info, ranks) == subchain_cost(subs, info.input_hw) == COSTS["basis"](info, ranks)
+        assert decomposed_cost(info, "basis", ranks) == chain_cost(subs, info.input_hw)
     # 8x8 output: dense mix C'=6: 6*72 + 24*6 weights (+24 bias), MACs (432 + 144) * 64
-    assert basis_cost(info, (6,)) == (432 + 144 + 24, (432 + 144) * 64)
+    assert decomposed_cost(info, "basis", (6,)) == (432 + 144 + 24, (432 + 144) * 64)
     # combine C'=7 with 10 pairs: 7*72 + 48 (+24), MACs 504*64 + (14 copies + 2*10) * 64
-    assert basis_cost(info, (7, 10)) == (504 + 48 + 24, 504 * 64 + 34 * 64)
+    assert decomposed_cost(info, "basis", (7, 10)) == (504 + 48 + 24, 504 * 64 + 34 * 64)
 
 
 def test_cp_chain_costs():
@@ -140,13 +140,13 @@ def test_cp_chain_costs():
     w = np.random.default_rng(8).standard_normal(info.weight_shape)
     r = 10
     # CP-3: 1x1 at 16x16, depthwise 3x3 stride 2 -> 8x8, 1x1 at 8x8
-    assert cp_cost(info, "cp3", r) == (r * (16 + 9 + 32) + 32, r * 16 * 256 + r * 9 * 64 + r * 32 * 64)
+    assert decomposed_cost(info, "cp3", (r,)) == (r * (16 + 9 + 32) + 32, r * 16 * 256 + r * 9 * 64 + r * 32 * 64)
     # CP-4: 3x1 stride (2, 1) -> 8x16, 1x3 stride (1, 2) -> 8x8
-    assert cp_cost(info, "cp4", r) == (r * (16 + 3 + 3 + 32) + 32,
-                                       r * 16 * 256 + r * 3 * 128 + r * 3 * 64 + r * 32 * 64)
+    assert decomposed_cost(info, "cp4", (r,)) == (r * (16 + 3 + 3 + 32) + 32,
+                                                   r * 16 * 256 + r * 3 * 128 + r * 3 * 64 + r * 32 * 64)
     for fn, method in ((cp3, "cp3"), (cp4, "cp4")):
         subs, _ = fn(w, r, np.zeros(32), info.stride, info.padding, n_iter=5)
-        assert subchain_cost(subs, info.input_hw) == cp_cost(info, method, r) == COSTS[method](info, (r,))
+        assert chain_cost(subs, info.input_hw) == decomposed_cost(info, method, (r,))
 
 
 def test_seed_operation_counts():
