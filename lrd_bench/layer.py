@@ -53,6 +53,35 @@ def crossover(ranks: Sequence[int], ratios: Sequence[float]):
     return cut
 
 
+def crossover_interpolated(ranks: Sequence[int], ratios: Sequence[float]):
+    """The rank where the ratio reaches 1, interpolated linearly between the last sampled rank that is faster
+    and the next one (None when no rank is faster than the original, or every rank is)."""
+    cut = crossover(ranks, ratios)
+    if cut is None:
+        return None
+    i = list(ranks).index(cut)
+    if i == 0:
+        return None
+    (ra, qa), (rb, qb) = (ranks[i - 1], ratios[i - 1]), (ranks[i], ratios[i])
+    return round(ra + (1.0 - qa) * (rb - ra) / (qb - qa), 1) if qb > qa else float(rb)
+
+
+def confirm_steps(timer, info: LayerInfo, phase_key: str, ranks: Sequence[int], ms: Sequence[float],
+                  found: Sequence[int], original: float, factor: float = 3.0, floor: float = 0.05) -> List[int]:
+    """Re-time each step (its rank and the one before, beside the original) and keep the steps whose rise
+    survives the repeat: a one-point spike is noise."""
+    rises = [b - a for a, b in zip(ms, ms[1:]) if b > a]
+    typical = statistics.median(rises) if rises else 0.0
+    kept = []
+    for r in found:
+        i = list(ranks).index(r)
+        timings = timer(info, [("none", None), ranks_for(info, ranks[i - 1]), ranks_for(info, r)], phase_key)
+        before, after = (L.paired_ratio(t, timings[0]) * original for t in timings[1:])
+        if after - before > factor * typical and after - before > floor * before:
+            kept.append(r)
+    return kept
+
+
 def steps(ranks: Sequence[int], ms: Sequence[float], factor: float = 3.0, floor: float = 0.05) -> List[int]:
     """Ranks where time rises by more than ``factor`` x the median rise and ``floor`` of the time."""
     rises = [b - a for a, b in zip(ms, ms[1:])]
@@ -73,8 +102,12 @@ def _sweep(timer, info: LayerInfo, rank_list, phase_key: str) -> dict:
         ratios += [L.paired_ratio(t, timings[0]) for t in timings[1:]]
     original = statistics.median(base)
     ms = [q * original for q in ratios]
+    found = steps(rank_list, ms)
     return {"phase": phase_key, "original_ms": original, "ranks": list(rank_list), "ratio": ratios, "ms": ms,
-            "crossover_rank": crossover(rank_list, ratios), "step_ranks": steps(rank_list, ms)}
+            "crossover_rank": crossover_interpolated(rank_list, ratios),
+            "crossover_sampled_rank": crossover(rank_list, ratios),
+            "step_ranks": confirm_steps(timer, info, phase_key, rank_list, ms, found, original),
+            "step_ranks_first_pass": found}
 
 
 def run(args) -> dict:

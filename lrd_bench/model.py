@@ -86,6 +86,8 @@ def run(args, modes: List[str]) -> dict:
     lat.check_device(args.device)
     kwargs = _kwargs(args, fw.models.MODELS)
     model = fw.models.create_model(args.model, seed=0, **kwargs)
+    if getattr(args, "checkpoint", None):
+        fw.load_checkpoint(model, args.checkpoint)
     frozen = [m for m in (getattr(args, "sequential", None) or []) if m not in modes or m == "original"]
     if frozen:
         raise ConfigError(f"--sequential {','.join(frozen)}: name compression modes that are also in --modes")
@@ -107,9 +109,15 @@ def run(args, modes: List[str]) -> dict:
     for row in rows:
         row["params_reduction"] = rows[0]["params"] / row["params"]
         row["macs_reduction"] = (base_macs / row["macs"]) if base_macs and row["macs"] else None
+    if getattr(args, "eval", None):
+        accuracy_rows(fw, nets, rows, args.eval, size, args.eval_limit)
     sequential = freeze_variants(fw, lat, model, plans, getattr(args, "sequential", None) or [])
     seq_rows: list = []
+    from lrd_core.progress import bar
+    timing_bar = bar(len(_phases(args)), "bench: interleaved timing", unit="phase")
     for phase, batch in _phases(args):
+        timing_bar.set_postfix_str(f"{phase} bs{batch}", refresh=False)
+        timing_bar.update(0)
         extra = [v for _, variants in sequential for v in variants] if phase == "train" else []
         _log(f"timing {phase} at batch {batch}: {', '.join(modes)} interleaved"
              + (f" with {len(extra)} sequential-freezing phases" if extra else ""))
@@ -119,12 +127,13 @@ def run(args, modes: List[str]) -> dict:
         if extra:
             seq_rows = freeze_rows(rows, sequential, res[len(nets):])
             res = res[:len(nets)]
+        timing_bar.update(1)
         key = {"infer": "infer", "train": "train"}[phase] + ("" if batch == args.batch else f"_bs{batch}")
         for row, r in zip(rows, res):
-            row[key + "_ms"] = r.median_ms
-            row[key + "_ratio"] = 1.0 if row is rows[0] else r.ratio
+            paired(row, key, r, res[0], row is rows[0])
             if phase == "infer":
                 row[key + "_throughput"] = r.throughput
+    timing_bar.close()
     if not args.train:                  # result.json keeps its keys: null when not measured
         for row in rows:
             row["train_ms"] = row["train_ratio"] = None
@@ -132,13 +141,65 @@ def run(args, modes: List[str]) -> dict:
         memory_rows(lat, args.model, kwargs, [plans[m][0] for m in modes], rows, (args.batch, 3, size, size),
                     args.device, args.threads, args.memory_repeat)
     best = pick_best(rows[1:], args.budget, keys=[k for k in ("infer_ratio", "train_ratio") if rows[0].get(k) is not None])
+    spread = [f"{r['mode']} {k[:-10]}" for r in rows[1:] for k in list(r) if k.endswith("_ratio_iqr")
+              and r[k][1] - r[k][0] > SPREAD_WARNING * r[k.replace("_iqr", "")]]
+    if spread:
+        _log(f"warning: the per-round ratios spread widely (IQR over {SPREAD_WARNING:.0%} of the ratio) for "
+             f"{', '.join(spread[:4])}{' ...' if len(spread) > 4 else ''}: the machine is busy; re-run with more "
+             f"--repeat or on an idle machine")
     return {"device": args.device, "framework": args.framework, "model": args.model, "model_kwargs": kwargs,
-            "batch": args.batch,
-            "input_size": size, "threads": args.threads, "repeat": args.repeat, "ratio": args.ratio,
+            "batch": args.batch, "threads_requested": args.threads,
+            "input_size": size, "threads": threads_used(args.framework, args.threads, args.device), "repeat": args.repeat, "ratio": args.ratio,
             "rank_multiple": args.rank_multiple, "budget": args.budget, "modes": modes,
             "framework_version": _version(args.framework), "date": time.strftime("%Y-%m-%d %H:%M"),
             "results": rows + seq_rows, "best": None if best is None else best["mode"],
             "plans": {m: p.to_dict() for m, (p, _) in plans.items() if p is not None}}
+
+
+#: a warning is printed when a ratio's interquartile range over rounds is wider than this share of the ratio
+SPREAD_WARNING = 0.15
+
+
+def paired(row: dict, key: str, r, base, is_base: bool) -> None:
+    """Store one phase of one variant: the median of the per-round ratios to the original (timed in the same
+    round), their IQR, and milliseconds from the same rounds (the original's median times the ratio, so the
+    two agree; the variant's own median is kept as ``<key>_median_ms``)."""
+    ratios = [1.0] * len(base.timing.samples) if is_base else [
+        v / b for v, b in zip(r.timing.samples, base.timing.samples) if b > 0]
+    ratio = 1.0 if is_base else float(statistics.median(ratios))
+    q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratio, ratio, ratio]
+    row[key + "_ratio"] = ratio
+    row[key + "_ratio_iqr"] = [round(float(q[0]), 4), round(float(q[2]), 4)]
+    row[key + "_round_ratios"] = [round(float(x), 4) for x in ratios]
+    row[key + "_median_ms"] = r.median_ms
+    row[key + "_ms"] = base.median_ms * ratio
+
+
+def threads_used(framework: str, requested, device: str):
+    """The CPU threads the timings ran with: ``requested`` or the framework's own count (None off the CPU)."""
+    if requested:
+        return int(requested)
+    if device != "CPU":
+        return None
+    if framework == "torch":
+        import torch
+        return int(torch.get_num_threads())
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
+def accuracy_rows(fw, nets, rows, data: str, size: int, limit: int) -> None:
+    """``row["accuracy"]``: top-1 of every variant on ``limit`` samples of ``data`` (no fine-tuning)."""
+    from lrd_data import ArrayData
+    from lrd_data.sources import open_source, take
+
+    source, labelled = open_source(data, size, split="evaluation")
+    if not labelled:
+        raise ConfigError(f"--eval {data!r} has no labels; accuracy needs labelled data")
+    x, y = take(source, min(limit, len(source)))
+    subset = ArrayData(x, y, int(max(y)) + 1)
+    for net, row in zip(nets, rows):
+        _log(f"evaluating {row['mode']} on {len(y)} samples of {data}")
+        row["accuracy"] = float(fw.evaluate(net, subset))
 
 
 def freeze_variants(fw, lat, model, plans, modes) -> list:

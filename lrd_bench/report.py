@@ -13,7 +13,9 @@ def _f(v, fmt: str = "{:.2f}", none: str = "-") -> str:
 def _timed(row: dict, key: str) -> str:
     if row.get(key + "_ms") is None:
         return "-"
-    return f"{row[key + '_ms']:.1f} ({row[key + '_ratio']:.2f}x)"
+    iqr = row.get(key + "_ratio_iqr")
+    spread = f", IQR {iqr[0]:.2f}-{iqr[1]:.2f}" if iqr and row.get("mode") != "original" else ""
+    return f"{row[key + '_ms']:.1f} ({row[key + '_ratio']:.2f}x{spread})"
 
 
 def model_markdown(result: dict) -> str:
@@ -25,6 +27,9 @@ def model_markdown(result: dict) -> str:
     if has_bs1:
         head.append("infer bs1 ms")
     head += [f"infer bs{b} ms", f"bs{b} img/s", f"train bs{b} ms", "peak infer MB", "peak train MB"]
+    has_acc = any(r.get("accuracy") is not None for r in rows)
+    if has_acc:
+        head.append("top-1 (no fine-tune)")
     lines = [f"{result['framework']} {result.get('framework_version', '')}, {result['model']} "
              f"{result['input_size']}x{result['input_size']}, {result['device']}, threads {result.get('threads')}, "
              f"PR ratio {result.get('ratio')} x{result.get('rank_multiple')}"
@@ -38,16 +43,22 @@ def model_markdown(result: dict) -> str:
             cells.append(_timed(r, "infer_bs1"))
         cells += [_timed(r, "infer"), _f(r.get("infer_throughput"), "{:.1f}"), _timed(r, "train"),
                   _f(r.get("infer_peak_mb"), "{:.0f}"), _f(r.get("train_peak_mb"), "{:.0f}")]
+        if has_acc:
+            cells.append(_f(r.get("accuracy") and 100 * r["accuracy"], "{:.2f}%"))
         lines.append("| " + " | ".join(cells) + " |")
     auto = next((r for r in rows if r["mode"] == "auto"), None)
     if auto and auto.get("search_seconds") is not None:
         start = "cold" if auto.get("cold") else f"{auto.get('cache_hits_first')} cache hits at start"
         lines += ["", f"auto search: {auto['search_seconds']:.1f} s ({start}, {auto.get('layer_variants_timed')} "
                       f"layer variants timed), {auto['search_seconds_cached']:.1f} s repeated from the cache "
-                      f"({auto.get('cache_hits_cached')} hits, {auto.get('cache_misses_cached')} misses); "
-                      f"budget met: {auto.get('budget_met')}"]
+                      f"({auto.get('cache_hits_cached')} hits, {auto.get('cache_misses_cached')} misses)"
+                      + (f"; budget {auto['budget']}x met: {'yes' if auto.get('budget_met') else 'no'}"
+                         if auto.get("budget") is not None else "")]
     if result.get("best"):
-        lines += ["", f"best mode meeting the budget: {result['best']}"]
+        lines += ["", f"best mode{' meeting the budget' if result.get('budget') else ''}: {result['best']}"]
+    lines += ["", "ms: the original's median times the paired ratio (median over rounds of variant / original "
+                  "timed in the same round; IQR over rounds), so ms and ratios agree; params count every "
+                  "parameter of the network (lrd plan's totals count conv and dense layers only)"]
     return "\n".join(lines) + "\n"
 
 
@@ -70,8 +81,9 @@ def model_plot(result: dict, path: str) -> str:
     width = 0.8 / (len(keys) + 1)
     for j, k in enumerate(keys + ["params"]):
         vals = [1.0 / r["params_reduction"] if k == "params" else (r.get(k + "_ratio") or 0.0) for r in rows]
-        ax.bar([i + j * width for i in range(len(rows))], vals, width,
-               label="parameters" if k == "params" else labels[k], hatch="//" if k == "params" else None)
+        bars = ax.bar([i + j * width for i in range(len(rows))], vals, width,
+                      label="parameters" if k == "params" else labels[k], hatch="//" if k == "params" else None)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)               # the value on every bar
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xticks([i + width * len(keys) / 2 for i in range(len(rows))], [r["mode"] for r in rows])
     ax.set_ylabel("ratio to original (lower is better)")

@@ -11,6 +11,7 @@ import os
 
 from lrd_bench import BENCH_MODES, output
 from lrd_core.errors import ConfigError
+from lrd_core.options import add_option
 
 from .common import device_type as _device
 
@@ -26,7 +27,8 @@ def add(sub) -> None:
 
 def _common(p, framework=True) -> None:
     if framework:
-        p.add_argument("--framework", default="mindspore", choices=("mindspore", "torch"))
+        p.add_argument("--framework", default="mindspore", choices=("mindspore", "torch"),
+                       help="framework that builds and times the networks")
     p.add_argument("--device", default="CPU", type=_device, help="CPU, GPU (CUDA) or Ascend")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (recorded in the result)")
     p.add_argument("--repeat", type=int, default=7, help="interleaved timed rounds (median reported)")
@@ -41,24 +43,25 @@ def _add_model(kinds) -> None:
     _common(p)
     p.add_argument("--model", required=True,
                    help="resnet18, resnet34, resnet50, resnet101, resnet152, vit_tiny, vit_small, vit_b_16")
-    p.add_argument("--stem", default=None, choices=("imagenet", "cifar"))
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--stem", default=None, choices=("imagenet", "cifar"),
+                   help="imagenet (7x7 + max-pool, default) or cifar (3x3, no pool)")
+    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default 1000)")
+    p.add_argument("--width", type=int, default=None, help="base channel width (default 64)")
     p.add_argument("--patch-size", type=int, default=None, help="ViT patch side (default 16)")
     p.add_argument("--depth", type=int, default=None, help="ViT transformer blocks (default 12)")
     p.add_argument("--batch", type=int, default=8, help="batch B of the throughput and training-step timings")
     p.add_argument("--input-size", type=int, default=224, help="input height = width (a ViT is built for it)")
     p.add_argument("--modes", default="original,vanilla,mode3,auto",
                    help=f"comma-separated, from {','.join(BENCH_MODES)}")
-    p.add_argument("--ratio", type=float, default=3.0, help="per-layer PR ratio of every mode (and auto's estimate)")
-    p.add_argument("--final-dense-ratio", type=float, default=None)
-    p.add_argument("--exclude", action="append", default=[], metavar="RE",
-                   help="layers no mode decomposes (e.g. 'patch_embed\\.proj'); repeatable")
-    p.add_argument("--blocks", default=None, metavar="SPEC", help="every mode only in these blocks: last:6, first:4")
+    add_option(p, "ratio", help="per-layer PR ratio of every mode (and auto's estimate)")
+    add_option(p, "final_dense_ratio")
+    add_option(p, "exclude", help="layers no mode decomposes, searched anywhere in the name (e.g. "
+                                  "'patch_embed\\.proj'); repeatable")
+    add_option(p, "blocks", help="every mode only in these blocks: last:6, first:4")
     p.add_argument("--sequential", default="", metavar="MODES",
                    help="also time the training step of these modes with sequential freezing (each phase, "
                         "interleaved with the rest), e.g. all,auto")
-    p.add_argument("--rank-multiple", type=int, default=32)
+    add_option(p, "rank_multiple")
     p.add_argument("--budget", type=float, default=None, help="auto: model-level parameter reduction to reach")
     p.add_argument("--objective", default="both", choices=("both", "infer", "train"), help="auto: phases to speed up")
     p.add_argument("--search-radius", type=int, default=1, help="auto: ranks tried each side of the estimate")
@@ -66,6 +69,11 @@ def _add_model(kinds) -> None:
                    help="auto: latency cache (default $LRD_CACHE_DIR/latency.json or ~/.cache/lrd/latency.json)")
     p.add_argument("--cold", action="store_true",
                    help="auto: start from an empty latency cache (to time a cold search)")
+    p.add_argument("--checkpoint", default=None, help="trained weights of --model (.ckpt, .pt/.pth or .npz)")
+    p.add_argument("--eval", default=None, metavar="DATA",
+                   help="also report each variant's top-1 accuracy on DATA (digits, a class-folder tree, CIFAR-10 "
+                        "batches or an .npz), right after decomposition (no fine-tuning); needs --checkpoint")
+    p.add_argument("--eval-limit", type=int, default=512, help="--eval: samples evaluated (a fixed subset)")
     p.add_argument("--no-train", dest="train", action="store_false", help="skip training-step timings")
     p.add_argument("--memory", action="store_true",
                    help="also measure peak memory of inference and of a training step (one process per variant)")
@@ -76,12 +84,12 @@ def _add_model(kinds) -> None:
 def _add_layer(kinds) -> None:
     p = kinds.add_parser("layer", help="time vs rank of one conv layer, original vs Tucker-2 / SVD chain")
     _common(p)
-    p.add_argument("--cin", type=int, default=512)
-    p.add_argument("--cout", type=int, default=512)
+    p.add_argument("--cin", type=int, default=512, help="input channels of the layer")
+    p.add_argument("--cout", type=int, default=512, help="output channels of the layer")
     p.add_argument("--kernel", type=int, default=3, help="3 -> Tucker-2 chain, 1 -> SVD chain")
-    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--stride", type=int, default=1, help="stride of the layer")
     p.add_argument("--hw", default="14,7", help="input sizes, comma-separated")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8, help="batch of the timed inputs")
     p.add_argument("--ranks", default="16:512:16", help="START:STOP:STEP (inclusive) or a comma list")
     p.add_argument("--phases", default="infer,train", help="infer, train or both comma-separated")
     p.set_defaults(func=run_layer)
@@ -92,9 +100,9 @@ def _add_lite(kinds) -> None:
     _common(p, framework=False)
     p.add_argument("--mindir", required=True, help="MindIR of the compressed network (from `lrd export`)")
     p.add_argument("--baseline", default=None, help="MindIR of the original network, timed interleaved")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--input-size", type=int, default=224)
-    p.add_argument("--device-id", type=int, default=0)
+    p.add_argument("--batch", type=int, default=1, help="batch of the MindIR inputs")
+    p.add_argument("--input-size", type=int, default=224, help="input height = width")
+    p.add_argument("--device-id", type=int, default=0, help="Ascend device to run on")
     p.set_defaults(func=run_lite)
 
 
@@ -119,7 +127,9 @@ def check_args(args, inputs=()) -> None:
 def run_model(args) -> int:
     from lrd_bench import model, report
 
-    check_args(args, [args.latency_cache])
+    check_args(args, [args.latency_cache, args.checkpoint])
+    if args.eval and args.eval_limit < 1:
+        raise ConfigError(f"--eval-limit {args.eval_limit} must be at least 1")
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in BENCH_MODES]

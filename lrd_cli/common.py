@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Optional
 
 from lrd_core.api.state import check_finite
@@ -76,6 +75,19 @@ def input_shape(args, default: int = 224, fw=None) -> tuple:
 
 
 def progress_printer(prefix: str = "  decomposing"):
+    """A ``progress(k, n, name, seconds)`` callback: a tqdm bar (counters, ETA) when stderr is a terminal,
+    quiet otherwise (the total time is printed by the command)."""
+    from lrd_core.progress import bar, enabled
+
+    state = {}
+
     def show(k: int, n: int, name: str, seconds: float) -> None:
-        print(f"{prefix} [{k:>3}/{n}] {name:<28} {seconds * 1000:7.0f} ms", file=sys.stderr, flush=True)
+        if not enabled():
+            return
+        if "bar" not in state:
+            state["bar"] = bar(n, prefix.strip(), unit="layer")
+        state["bar"].set_postfix_str(f"[{k}/{n}] {name}", refresh=False)
+        state["bar"].update(1)
+        if k >= n:
+            state.pop("bar").close()
     return show

@@ -23,11 +23,13 @@ def add(sub) -> None:
     src.add_argument("--original", action="store_true",
                      help="export the uncompressed model instead (the baseline of `lrd bench lite`)")
     p.add_argument("--checkpoint", default=None, help="with --original: weights (.ckpt/.pt/.npz)")
-    p.add_argument("--format", required=True, type=str.upper, choices=("MINDIR", "ONNX"))
+    p.add_argument("--format", required=True, type=str.upper, choices=("MINDIR", "ONNX"),
+                   help="MINDIR (MindSpore, Ascend 310 via converter_lite) or ONNX")
     p.add_argument("--out", required=True, help="output file (.mindir / .onnx)")
-    p.add_argument("--stem", default=None, choices=("imagenet", "cifar"))
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--stem", default=None, choices=("imagenet", "cifar"),
+                   help="imagenet or cifar stem (default: the plan's)")
+    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the plan's)")
+    p.add_argument("--width", type=int, default=None, help="base channel width (default: the plan's)")
     p.add_argument("--input-size", type=int, default=None, help="input height = width (default: the plan's)")
     p.add_argument("--batch", type=int, default=1, help="batch of the exported input (static) / of the check")
     batch = p.add_mutually_exclusive_group()

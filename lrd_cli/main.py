@@ -3,12 +3,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
 from lrd_core.errors import LRDError
 
-COMMANDS = ("inspect", "plan", "compress", "reduce", "convert", "train", "export", "bench", "demo")
+COMMANDS = ("inspect", "plan", "compress", "reduce", "convert", "train", "export", "eval", "bench", "demo")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default (unless the text already states one)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, argparse.SUPPRESS, [], False) or \
+                not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -16,6 +28,10 @@ class Parser(argparse.ArgumentParser):
 
     A word no option takes is an error of the (sub)command that got it, naming the closest option.
     """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -37,6 +53,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class _LineFormatter(logging.Formatter):
+    def format(self, record):
+        text = record.getMessage()
+        return f"warning: {text}" if record.levelno >= logging.WARNING else text
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Wire the ``lrd`` logger to stderr (one plain line per record; warnings prefixed ``warning:``)."""
+    logger = logging.getLogger("lrd")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_lrd_cli", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._lrd_cli = True
+    handler.setFormatter(_LineFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (a multi-line framework message keeps its first line)."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
@@ -56,6 +91,7 @@ def main(argv=None) -> int:
     else (set ``LRD_DEBUG=1`` to see the traceback instead).
     """
     os.environ.setdefault("GLOG_v", "3")
+    setup_logging()
     args = parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

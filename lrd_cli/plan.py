@@ -10,6 +10,7 @@ from lrd_core.errors import ConfigError
 from lrd_core.frameworks import adapter
 from lrd_core.io import check_output_file
 from lrd_core.modes import MODES
+from lrd_core.options import add_option
 
 from .aware import add_aware_args, aware_options, aware_runtime, draw, plot_path, report
 from .common import add_model_args, build_model, device_type, input_shape, model_kwargs
@@ -47,21 +48,10 @@ def parse_role(text: str):
 def add(sub) -> None:
     p = sub.add_parser("plan", help="choose layers and ranks; write plan.json and print the summary")
     add_model_args(p)
-    p.add_argument("--mode", default="vanilla", choices=list(MODES),
-                   help="compression mode (default vanilla); auto times layers on --device and keeps faster ones")
-    p.add_argument("--include", action="append", default=[], metavar="RE", help="also decompose these layers")
-    p.add_argument("--exclude", action="append", default=[], metavar="RE", help="never decompose these layers")
-    p.add_argument("--blocks", default=None, metavar="SPEC",
-                   help="only the mode's layers in these blocks (transformer blocks, else stages): 'last:6', "
-                        "'first:4' or '1-3,7'")
-    p.add_argument("--rank-selection", default="pr", choices=("pr", "vbmf", "energy", "manual", "error"),
-                   help="error: ranks allocated across layers by the least output error under --budget")
-    p.add_argument("--ratio", type=float, default=2.0, help="per-layer parameter reduction for PR (> 1)")
-    p.add_argument("--final-dense-ratio", type=float, default=None, help="milder ratio for the classifier")
-    p.add_argument("--vbmf-weakening", type=float, default=0.8)
-    p.add_argument("--energy", type=float, default=0.95)
-    p.add_argument("--rank-multiple", type=int, default=1, help="rank quantization step q (e.g. 32)")
-    p.add_argument("--rank-rounding", default="nearest", choices=("nearest", "up", "down"))
+    add_option(p, "mode", choices=list(MODES))
+    for name in ("include", "exclude", "blocks", "rank_selection", "ratio", "final_dense_ratio", "vbmf_weakening",
+                 "energy", "rank_multiple", "rank_rounding"):
+        add_option(p, name)
     p.add_argument("--rank", action="append", default=[], metavar="NAME=R[,R_IN]",
                    help="manual rank of a layer (name or regex); repeatable. An exact layer name wins over "
                         "patterns; two patterns matching one layer are an error. With --rank-selection manual only "
@@ -166,7 +156,8 @@ def run(args) -> int:
     if auto:
         prof = auto.get("profile", {})
         print(f"auto on {auto['device']}: {prof.get('measured_variants', 0)} layer variants timed, "
-              f"{prof.get('hits', 0)} cache hits ({prof.get('path')})")
+              f"{prof.get('hits', 0)} cache hits ({prof.get('path')}); ranks searched in steps of "
+              f"{auto.get('rank_step')}")
         if auto.get("budget") is not None and not auto.get("budget_met"):
             print(f"warning: budget {auto['budget']}x ({auto['budget_kind']}) not reached without slowing the "
                   f"network; reached {auto['chosen']['reduction']:.2f}x", file=sys.stderr)

@@ -27,11 +27,14 @@ class PlanConfig:
         A compression mode (``vanilla``, ``mode1`` .. ``mode5``, ``all``, ``auto``) or None to use
         only ``include`` / manual ranks.
     include, exclude : list of str
-        Regular expressions (full match) of layer names added to / removed from the mode's set.
+        Regular expressions of layer names added to / removed from the mode's set. A pattern that is a
+        layer's exact name selects that layer only; otherwise it is searched anywhere in the name
+        (``"layer4"`` selects every layer of stage 4; ``"^fc$"`` a whole name).
     blocks : str or None
         Keep only the mode's layers inside these blocks (transformer blocks, else stages):
         ``"last:6"``, ``"first:4"`` or 1-based indices ``"1-3,7"`` (see :mod:`lrd_core.blocks`).
-    rank_selection : {'pr', 'vbmf', 'energy', 'manual'}
+    rank_selection : {'pr', 'evbmf', 'vbmf', 'energy', 'manual', 'error'}
+        ``evbmf`` is stored as its alias ``vbmf``.
     ratio : float
         Per-layer parameter-reduction target for PR (> 1).
     final_dense_ratio : float or None
@@ -137,6 +140,8 @@ class PlanConfig:
         _check_types(self)
         if self.mode is not None and self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        from .options import normalize_value
+        self.rank_selection = normalize_value("rank_selection", self.rank_selection)   # evbmf -> vbmf
         if self.rank_selection not in RANK_SELECTIONS:
             raise ConfigError(f"unknown rank selection {self.rank_selection!r}; "
                               f"choose one of {', '.join(RANK_SELECTIONS)}")
@@ -248,7 +253,8 @@ def as_pair(spec: RankSpec) -> Tuple[int, int]:
 
 
 def names_matching(pattern: str, names: Sequence[str]) -> List[str]:
-    """Exact name first; otherwise every name the regular expression fully matches."""
+    """Exact name first; otherwise every name the regular expression is found in (``re.search``:
+    ``layer4`` selects every layer of stage 4; anchor with ``^...$`` for a whole-name match)."""
     import re
 
     if pattern in names:
@@ -257,4 +263,4 @@ def names_matching(pattern: str, names: Sequence[str]) -> List[str]:
         rx = re.compile(pattern)
     except re.error as exc:
         raise ConfigError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
-    return [n for n in names if rx.fullmatch(n)]
+    return [n for n in names if rx.search(n)]

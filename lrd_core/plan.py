@@ -30,6 +30,7 @@ class LayerPlan:
     cp: Optional[Dict[str, List[float]]] = None   #: CP layers: {"error": [before, after EPC], "sensitivity": [...]}
     data_aware: bool = False                      #: factors from calibration statistics (lrd_core.factorize.aware)
     calibration: Optional[Dict] = None            #: data-aware layers: statistics kind, floor report, output errors
+    weight_error: Optional[float] = None          #: ||W - W_hat|| / ||W|| of the planned factors (SVD, Tucker-2)
 
     @property
     def name(self) -> str:
@@ -46,6 +47,8 @@ class LayerPlan:
                "params_before": int(self.params_before), "params_after": int(self.params_after),
                "macs_before": int(self.macs_before), "macs_after": int(self.macs_after),
                "info": self.info.to_dict()}
+        if self.weight_error is not None:
+            out["weight_error"] = float(self.weight_error)
         if self.cp is not None:
             out["cp"] = {k: [float(v) for v in vals] for k, vals in self.cp.items()}
         if self.data_aware:
@@ -61,7 +64,8 @@ class LayerPlan:
                    reason=d.get("reason"), note=d.get("note"),
                    params_before=d["params_before"], params_after=d["params_after"],
                    macs_before=d["macs_before"], macs_after=d["macs_after"], cp=d.get("cp"),
-                   data_aware=bool(d.get("data_aware", False)), calibration=d.get("calibration"))
+                   data_aware=bool(d.get("data_aware", False)), calibration=d.get("calibration"),
+                   weight_error=d.get("weight_error"))
 
 
 @dataclass
@@ -139,7 +143,7 @@ class Plan:
     # ------------------------------------------------------------------ display
     def summary(self, all_layers: bool = True) -> str:
         """A table of every layer (or only decomposed ones) with params/MACs before and after."""
-        rows = [("layer", "shape", "method", "ranks", "params", "->", "MACs", "->", "note")]
+        rows = [("layer", "shape", "method", "ranks", "params", "->", "MACs", "->", "err", "note")]
         for lp in self.layers:
             if not all_layers and not lp.decomposed:
                 continue
@@ -149,13 +153,13 @@ class Plan:
             why = lp.reason or lp.note or ""
             rows.append((lp.name, shape, lp.method, "x".join(map(str, lp.ranks)) if lp.decomposed else "-",
                          _human(lp.params_before), _human(lp.params_after),
-                         _human(lp.macs_before), _human(lp.macs_after), why))
+                         _human(lp.macs_before), _human(lp.macs_after), error_cell(lp), why))
         t = self.totals
         n_dec = len(self.decomposed())
         rows.append(("TOTAL", f"{n_dec}/{len(self.layers)} decomposed", "", "",
                      _human(t["params_before"]), _human(t["params_after"]),
-                     _human(t["macs_before"]), _human(t["macs_after"]),
-                     f"params {_ratio(t['params_before'], t['params_after'])}, "
+                     _human(t["macs_before"]), _human(t["macs_after"]), "",
+                     f"conv+dense params {_ratio(t['params_before'], t['params_after'])}, "
                      f"MACs {_ratio(t['macs_before'], t['macs_after'])}"))
         widths = [max(len(str(r[c])) for r in rows) for c in range(len(rows[0]) - 1)]
         lines = []
@@ -164,7 +168,38 @@ class Plan:
             lines.append("  ".join(cells) + ("  " + r[-1] if r[-1] else ""))
             if k == 0 or k == len(rows) - 2:
                 lines.append("-" * min(120, sum(widths) + 2 * len(widths)))
+        lines.append("params and MACs count conv and dense layers only (no norms, biases of other layers, embeddings); "
+                     "err = relative weight error ||W - W'||/||W|| (out: output error on calibration data)")
+        lines += skipped_footer(self.layers)
         return "\n".join(lines)
+
+
+def error_cell(lp: LayerPlan) -> str:
+    """``0.123`` (relative weight error) and ``out 0.045`` (output error, data-aware layers); ``-`` if unknown."""
+    parts = []
+    if lp.decomposed and lp.weight_error is not None:
+        parts.append(f"{lp.weight_error:.3f}")
+    elif lp.decomposed and lp.cp and lp.cp.get("error"):
+        parts.append(f"{float(lp.cp['error'][-1]):.3f}")
+    out = (lp.calibration or {}).get("output_error") if lp.decomposed else None
+    if out is not None:
+        parts.append(f"out {float(out):.3f}")
+    return " ".join(parts) or "-"
+
+
+def skipped_footer(layers) -> List[str]:
+    """``skipped: 3 layers`` and one line per reason (layer names abbreviated) for layers left as they are."""
+    groups: Dict[str, List[str]] = {}
+    for lp in layers:
+        if not lp.decomposed:
+            groups.setdefault(lp.reason or "not selected", []).append(lp.name)
+    if not groups:
+        return []
+    out = [f"skipped: {sum(len(v) for v in groups.values())} layers"]
+    for reason, names in groups.items():
+        shown = ", ".join(names[:4]) + (f", ... (+{len(names) - 4})" if len(names) > 4 else "")
+        out.append(f"  {reason}: {shown}")
+    return out
 
 
 def _human(n: int) -> str:

@@ -18,6 +18,7 @@ from .layers import LayerInfo, SubLayer
 from .blocks import restrict as restrict_blocks
 from .modes import MODES
 from .plan import LayerPlan, Plan
+from .reports import weight_error
 from .roles import override_layers
 from .validate import manual_pattern
 
@@ -59,6 +60,14 @@ def select_layers(layers: Sequence[LayerInfo], cfg: PlanConfig) -> Dict[str, boo
     return chosen
 
 
+def exclusion_reason(name: str, cfg: PlanConfig, names: Sequence[str]) -> Optional[str]:
+    """``"excluded by --exclude 'layer4'"`` when an exclude pattern removes layer ``name``, else None."""
+    for pattern in cfg.exclude:
+        if name in names_matching(pattern, names):
+            return f"excluded by exclude {pattern!r}"
+    return None
+
+
 def _explicit_names(cfg: PlanConfig) -> set:
     return set(cfg.include) | set(cfg.ranks)
 
@@ -93,7 +102,8 @@ def _plan_layer(info: LayerInfo, selected: bool, cfg: PlanConfig, weight, names,
     lp = LayerPlan(info=info, selected=selected, params_before=layer_params(info), macs_before=layer_macs(info))
     lp.params_after, lp.macs_after = lp.params_before, lp.macs_before
     if not selected:
-        lp.reason = f"not selected by mode {cfg.mode}" if cfg.mode else "not selected"
+        lp.reason = exclusion_reason(info.name, cfg, names) or (
+            f"not selected by mode {cfg.mode}" if cfg.mode else "not selected")
         return lp
     if info.unsupported:
         lp.reason = info.unsupported
@@ -136,6 +146,7 @@ def _plan_layer(info: LayerInfo, selected: bool, cfg: PlanConfig, weight, names,
                      f"({params} >= {lp.params_before})")
         return lp
     lp.method, lp.ranks, lp.params_after, lp.macs_after = method, tuple(int(r) for r in ranks), params, macs
+    lp.weight_error = weight_error(method, lp.ranks, weight, cfg.tucker_iters)
     return attach_cp_report(lp, cfg, weight, info.name in explicit)
 
 
@@ -174,16 +185,28 @@ def make_plan(layers: Sequence[LayerInfo], config=None, weights: Optional[Mappin
     chosen = select_layers(layers, cfg)
     explicit = _explicit_names(cfg)
     plans = []
-    for info in layers:
-        w = None if weights is None else weights.get(info.name)
-        if w is not None:
-            if tuple(w.shape) != info.weight_shape:
-                raise MismatchError(f"layer {info.name}: weight shape {tuple(w.shape)} does not match "
-                                    f"the layer {info.weight_shape}")
-            if chosen[info.name]:
-                _check_finite(info.name, w)
-        plans.append(_plan_layer(info, chosen[info.name], cfg, w, names, explicit))
-    return Plan(config=cfg, layers=plans, meta=dict(meta or {}))
+    from .progress import bar
+    slow = cfg.rank_selection in ("vbmf", "energy")          # SVDs of every unfolding: seconds per layer
+    with bar(len(layers) if slow else 0, f"planning ({'evbmf' if cfg.rank_selection == 'vbmf' else 'energy'})",
+             unit="layer", progress=None if slow else False) as pbar:
+        for info in layers:
+            w = None if weights is None else weights.get(info.name)
+            if w is not None:
+                if tuple(w.shape) != info.weight_shape:
+                    raise MismatchError(f"layer {info.name}: weight shape {tuple(w.shape)} does not match "
+                                        f"the layer {info.weight_shape}")
+                if chosen[info.name]:
+                    _check_finite(info.name, w)
+            pbar.set_postfix_str(info.name, refresh=False)
+            plans.append(_plan_layer(info, chosen[info.name], cfg, w, names, explicit))
+            pbar.update(1)
+    meta = dict(meta or {})
+    if slow and weights is not None:
+        from .reports import warn_untrained
+        warning = warn_untrained(weights, [lp.name for lp in plans if lp.decomposed], cfg.rank_selection)
+        if warning:
+            meta.setdefault("warnings", []).append(warning)
+    return Plan(config=cfg, layers=plans, meta=meta)
 
 
 def decompose(plan: Plan, weights: Mapping[str, np.ndarray], biases: Mapping[str, Optional[np.ndarray]] = None,

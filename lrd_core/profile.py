@@ -46,6 +46,7 @@ class Profiler:
         self.measured_layers = 0
         self.measured_variants = 0
         self.seconds = 0.0
+        self.label: Optional[str] = None     # the log line's layer name, e.g. "[3/12] layer2.0.conv1"
 
     def measure(self, info: LayerInfo, variants: Sequence[Variant], phase: str) -> Dict[str, Tuple[float, float]]:
         """``{variant_key: (ms, ratio)}`` for the original and every variant of ``info`` in ``phase``."""
@@ -77,7 +78,8 @@ class Profiler:
             self.cache.put(keys[variant_key(*v)], t.median_ms, paired_ratio(t, base), runs=len(t.samples))
         if self.log:
             vs = ", ".join(f"{variant_key(*v)} {paired_ratio(t, base):.2f}x" for v, t in zip(missing, timings[1:]))
-            self.log(f"  {phase:<9} {layer_signature(info):<52} {base.median_ms:8.3f} ms | {vs} ({dt:.1f}s)")
+            name = getattr(self, "label", None) or f"{info.name} ({layer_signature(info)})"
+            self.log(f"  {name:<40} {phase:<9} {base.median_ms:8.3f} ms | {vs} ({dt:.1f}s)")
 
     def stats(self) -> dict:
         return {"measured_layers": self.measured_layers, "measured_variants": self.measured_variants,

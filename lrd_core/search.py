@@ -33,7 +33,7 @@ from .latency import objective_phases
 from .latency_cache import layer_signature, variant_key
 from .layers import LayerInfo
 from .plan import LayerPlan, Plan
-from .planner import make_plan, select_layers
+from .planner import exclusion_reason, make_plan, select_layers
 from .profile import Profiler
 from .ranks import full_ranks
 from .search_methods import extra_options, refresh_reports
@@ -112,7 +112,8 @@ def candidates(layers: Sequence[LayerInfo], cfg: PlanConfig, weights=None) -> Tu
     base = make_plan(layers, _base_config(cfg, eligible), weights=weights)
     for lp in base.layers:
         if not chosen[lp.name]:
-            lp.selected, lp.reason = False, "not selected by mode auto"
+            lp.selected, lp.reason = False, (exclusion_reason(lp.name, cfg, [l.name for l in layers])
+                                             or "not selected by mode auto")
         elif lp.info.is_grouped:
             lp.selected, lp.reason = True, f"grouped/depthwise conv (groups={lp.info.groups}): SVD/Tucker-2 do not apply"
     out = []
@@ -132,21 +133,29 @@ def candidates(layers: Sequence[LayerInfo], cfg: PlanConfig, weights=None) -> Tu
 
 def profile(cands: Sequence[Candidate], profiler: Profiler, phases: Sequence[str]) -> None:
     """Fill every option's ``ms`` and ``ratio`` (layers of one shape are timed once)."""
+    from .progress import bar
+
     groups: Dict[str, List[Candidate]] = {}
     for c in cands:
         groups.setdefault(layer_signature(c.plan.info), []).append(c)
-    for group in groups.values():
-        variants, seen = [], set()
-        for c in group:
-            for o in c.options[1:]:
-                if o.key not in seen:
-                    seen.add(o.key)
-                    variants.append((o.method, o.ranks))
-        for phase in phases:
-            got = profiler.measure(group[0].plan.info, variants, phase)
+    with bar(len(groups) * len(phases), "auto: timing layers", unit="layer") as pbar:
+        for k, group in enumerate(groups.values(), 1):
+            variants, seen = [], set()
             for c in group:
-                for o in c.options:
-                    o.ms[phase], o.ratio[phase] = got[o.key]
+                for o in c.options[1:]:
+                    if o.key not in seen:
+                        seen.add(o.key)
+                        variants.append((o.method, o.ranks))
+            same = f" (+{len(group) - 1} of this shape)" if len(group) > 1 else ""
+            profiler.label = f"[{k}/{len(groups)}] {group[0].plan.name}{same}"
+            for phase in phases:
+                pbar.set_postfix_str(f"{group[0].plan.name} {phase}", refresh=False)
+                got = profiler.measure(group[0].plan.info, variants, phase)
+                pbar.update(1)
+                for c in group:
+                    for o in c.options:
+                        o.ms[phase], o.ratio[phase] = got[o.key]
+    profiler.label = None
 
 
 def extend_down(cands: Sequence[Candidate], cfg: PlanConfig, radius: int) -> int:
@@ -265,6 +274,7 @@ def search_plan(layers: Sequence[LayerInfo], config, profiler: Profiler, weights
     choose_ranks(cands, phases, cfg.margin, cfg.tie_tolerance, cfg.device)
     totals = B.Totals.of(base, fixed_params, fixed_macs)
     report = {"device": cfg.device, "phases": phases, "budget": cfg.budget, "budget_kind": cfg.budget_kind,
+              "rank_step": int(cfg.rank_multiple) if cfg.rank_multiple > 1 else SEARCH_STEP,
               "fast_only": B.summary(cands, totals, phases, cfg.budget_kind)}
     if cfg.budget is not None:
         report["budget_met"] = _meet_budget(cands, cfg, phases, totals, profiler, say)

@@ -257,7 +257,7 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
         keep: int = 2, eval_data=None, log_every: int = 0, progress: Optional[bool] = None,
         on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[DistContext] = None,
         callbacks: Sequence[Callback] = (), teacher: Optional[nn.Cell] = None, distill=None,
-        optimizer=None) -> dict:
+        optimizer=None, precision=None) -> dict:
     """Train ``net`` with momentum SGD (or AdamW, ``optimizer``) through ``ms.train.Model``; ``lr`` holds
     one value per step.
 
@@ -284,7 +284,17 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
         loss_fn = DistillLoss(as_distill_config(distill), label_smoothing)
     else:
         loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    from lrd_core.precision import as_precision
+    precision = as_precision(precision)    # amp_level O0-O3, fixed / dynamic loss scaling
+    if precision.amp_level != "O0" or precision.scaled:
+        if teacher is not None:
+            raise ConfigError("mixed precision / loss scaling and distillation together are not supported; "
+                              "train the student in float32 (amp_level O0, loss_scale_type none)")
+        from .precision import apply_amp, scaled_step
+        apply_amp(net, precision)
     steps = PhaseSteps(net, loss_fn, lr, momentum, weight_decay, optimizer)
+    if precision.scaled:
+        steps.step_cls = scaled_step(precision)
     if teacher is not None:
         steps.step_cls = DistillStep
     state, resumed, last = resume_or_start(out_dir, resume, epochs, steps_per_epoch, plan, PLAN_FILE,

@@ -18,11 +18,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from lrd_core.config import PlanConfig
 from lrd_core.errors import ConfigError
 from lrd_core.modes import MODES
+from lrd_core.options import DEFAULT_RATIO, DEVICE_RANK_MULTIPLE, normalize_value, recipe_aliases, warn_deprecated
 from lrd_core.schedule import SCHEDULES
 
 from .options import (FREEZE_KEYS, PLAN_KEYS, SKIP_KEYS, STAGE_KEYS, check_built, check_schedule, freeze_config,
                       plan_options, skip_options, stage_config)
-from .options import OPTIMIZER_KEYS, optimizer_options
+from .options import OPTIMIZER_KEYS, PRECISION_KEYS, optimizer_options, precision_options
 
 # key: (default, help). Types come from the defaults (None -> str, list -> comma-separated).
 SCHEMA: Dict[str, Tuple[object, str]] = {
@@ -78,16 +79,30 @@ SCHEMA: Dict[str, Tuple[object, str]] = {
     "eval_every_epoch": (True, "evaluate after every epoch"),
     "log_every": (0, "steps between log lines when no progress bar is drawn (0 = epoch lines only)"),
     "progress": ("auto", "progress bar: auto (on a terminal), true or false"),
+    # ---------------------------------------------------------------- Ascend training conventions (ModelZoo ResNet)
+    "amp_level": ("O0", "mixed precision: O0 (float32), O1, O2 (float16 net, float32 BatchNorm; ModelZoo on Ascend) "
+                        "or O3; torch: autocast (bfloat16 on CPU)"),
+    "loss_scale_type": ("none", "loss scaling: none, fixed (FixedLossScaleManager, drop_overflow_update false) or "
+                                "dynamic (overflowing steps skipped)"),
+    "loss_scale": (1024.0, "(initial) loss scale"),
+    "scale_factor": (2, "dynamic loss scale: divided by this on overflow, multiplied after scale_window steps"),
+    "scale_window": (1000, "dynamic loss scale: finite steps before the scale grows"),
+    "dataset_sink_mode": (False, "sink steps to the device (not supported by lrd's step-driven trainers: "
+                                 "freezing phases, checkpoints and the per-step LR)"),
+    "sink_size": (-1, "steps per sink (-1 = the whole epoch)"),
     # ---------------------------------------------------------------- decomposition (Table 4)
-    "compression_mode": ("mode3", "vanilla, mode1..mode5 or all"),
-    "rank_selection": ("pr", "pr, vbmf, energy or error (ranks allocated by output error under compression_budget)"),
-    "compression_ratio": (2.0, "per-layer parameter-reduction target for pr (> 1)"),
+    "compression_mode": ("mode3", "vanilla, mode1..mode5 or all (YAML key and flag: mode)"),
+    "rank_selection": ("pr", "pr, evbmf (alias vbmf), energy or error (ranks allocated by output error under "
+                             "compression_budget)"),
+    "compression_ratio": (DEFAULT_RATIO, "per-layer parameter-reduction target for pr (> 1) (YAML key and flag: "
+                                         "ratio)"),
     "final_dense_ratio": (1.3, "milder target for the final dense layer (0 = same as compression_ratio)"),
-    "rank_quantization": (32, "round ranks to a multiple of this (1 = off)"),
+    "rank_quantization": (DEVICE_RANK_MULTIPLE, "round ranks to a multiple of this (1 = off) (YAML key and flag: "
+                                                "rank_multiple)"),
     "vbmf_weakening": (0.8, "EVBMF weakening factor"),
     "energy": (0.95, "energy kept for rank_selection=energy"),
-    "include": ([], "regular expressions of extra layers to decompose"),
-    "exclude": ([], "regular expressions of layers never decomposed"),
+    "include": ([], "regular expressions of extra layers to decompose (searched anywhere in the name)"),
+    "exclude": ([], "regular expressions of layers never decomposed (searched anywhere in the name)"),
     "conv_method": ("tucker2", "factorization of KxK convs: tucker2, cp3, cp4 or basis (dense and 1x1: SVD)"),
     "epc": (False, "CP: CPD-EPC (least sensitive CPD at the same error)"),
     "cp_iters": (100, "CP: maximum ALS iterations"),
@@ -97,7 +112,8 @@ SCHEMA: Dict[str, Tuple[object, str]] = {
     "basis_beta": (0.0, "basis: beta*Cout outputs are sums of two basis outputs, the rest copies"),
     "basis_speedup": (False, "basis: require alpha + beta < 1 (fewer training operations)"),
     # ---------------------------------------------------------------- skip training (seed 003)
-    "basis_layers": ([], "skip training: layers (names or regular expressions) trained as basis convolutions"),
+    "basis_layers": ([], "skip training: layers (names, regular expressions, or a plan JSON file: its decomposed "
+                         "KxK convs, e.g. from the accuracy-aware search) trained as basis convolutions"),
     "basis_skip_epochs": (0, "skip training: epochs with basis convolutions before folding back (0 = off)"),
     "bn_recalibration_batches": (0, "re-estimate BatchNorm statistics on N training batches after decomposition"),
     # ---------------------------------------------------------------- accuracy-aware compression
@@ -259,6 +275,7 @@ def read_yaml(path: str) -> dict:
             raise ConfigError(f"{path} is not valid YAML: {first}") from None
     if not docs:
         return {}
+    docs = [renamed_keys(doc, path) if isinstance(doc, dict) else doc for doc in docs]
     for doc in docs:
         if not isinstance(doc, dict):
             raise ConfigError(f"{path}: a recipe document must be a mapping of key: value")
@@ -268,23 +285,51 @@ def read_yaml(path: str) -> dict:
     return {key: coerce(key, value, path) for key, value in docs[0].items()}
 
 
+#: recipe keys spelled like the API keywords and the `lrd plan` flags -> the key the run reads
+PUBLIC_KEYS: Dict[str, str] = {new: old for old, new in recipe_aliases().items()}
+
+
+def renamed_keys(doc: dict, source: str) -> dict:
+    """``doc`` with the plan keys in their shared spelling (``ratio``, ``rank_multiple``, ``mode``) read as the
+    run's keys; an older spelling (``compression_ratio``, ``rank_quantization``) logs one deprecation line."""
+    out = {}
+    for key, value in doc.items():
+        inner = PUBLIC_KEYS.get(key, key)
+        if inner in out:
+            public = recipe_aliases().get(inner, inner)
+            raise ConfigError(f"{source}: {public!r} and its old spelling {inner!r} are both given; keep {public!r}")
+        if key in recipe_aliases():
+            warn_deprecated(f"{source}: config key {key!r}", repr(recipe_aliases()[key]))
+        out[inner] = value
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser, defaults: Optional[dict] = None, suppress: bool = False) -> None:
     """Register every schema key as ``--key`` / ``--key-with-dashes``.
 
     With ``suppress`` a flag not given on the command line leaves no attribute (so that a YAML
     file read later can fill it in; see :func:`resolve`).
     """
+    from lrd_core.options import add_deprecated_flag
+
     defaults = dict(defaults or {})
+    public = {old: new for new, old in PUBLIC_KEYS.items()}
     for key, (default, text) in SCHEMA.items():
         value = defaults.get(key, default)
-        flags = [f"--{key}"] + ([f"--{key.replace('_', '-')}"] if "_" in key else [])
+        name = public.get(key, key)
+        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         kw = {"dest": key, "default": argparse.SUPPRESS if suppress else value, "type": _type(default),
               "help": f"{text} (default: {value!r})"}
         if key == "freeze":
             kw["choices"] = ("none", "sequential", "regular")
         if key == "framework":
             kw["choices"] = ("mindspore", "torch")
-        p.add_argument(*flags, **kw)
+        if name != key:
+            kw["metavar"] = name.upper()
+        action = p.add_argument(*flags, **kw)
+        if name != key:
+            for old in {f"--{key}", f"--{key.replace('_', '-')}"}:
+                add_deprecated_flag(p, old, action)
 
 
 def parse(argv: Optional[Sequence[str]] = None, description: str = "", defaults: Optional[dict] = None,
@@ -323,6 +368,7 @@ def resolve(args: argparse.Namespace, defaults: Optional[dict] = None) -> argpar
 
 def namespace(**overrides) -> argparse.Namespace:
     """A config with every schema default, updated by ``overrides`` (unknown keys rejected)."""
+    overrides = {PUBLIC_KEYS.get(k, k): v for k, v in overrides.items()}
     for key in overrides:
         if key not in SCHEMA:
             raise unknown_key_error(key, "config")
@@ -337,8 +383,9 @@ CHOICES = {
     "data_backend": ("auto", "native", "numpy"), "augment": ("auto", "none", "crop_flip"),
     "stem": ("imagenet", "cifar"), "freeze": ("none", "sequential", "regular"), "freeze_unit": ("epoch", "step"),
     "stage_rank_selection": ("vbmf", "pr"), "file_format": ("MINDIR", "ONNX"), "progress": ("auto", "true", "false"),
-    "compression_mode": tuple(MODES), "rank_selection": ("pr", "vbmf", "energy", "error"),
+    "compression_mode": tuple(MODES), "rank_selection": ("pr", "vbmf", "energy", "error"),   # evbmf: normalized
     "budget_kind": ("params", "macs", "latency"),
+    "amp_level": ("O0", "O1", "O2", "O3"), "loss_scale_type": ("none", "fixed", "dynamic"),
     "optimizer": ("momentum", "sgd", "adamw"),
     "conv_method": ("tucker2", "cp3", "cp4", "basis"), "basis_init": ("svd", "qr"),
     "lr_decay_mode": tuple(SCHEDULES), "finetune_lr_decay_mode": tuple(SCHEDULES),
@@ -350,6 +397,8 @@ def validate(cfg: argparse.Namespace) -> argparse.Namespace:
     value fails at parse time with one message naming the key, not after hours of training."""
     for key in SCHEMA:
         setattr(cfg, key, coerce(key, getattr(cfg, key)))
+    for key in ("rank_selection", "stage_rank_selection"):
+        setattr(cfg, key, normalize_value("rank_selection", getattr(cfg, key)))    # evbmf -> vbmf
     for key, allowed in CHOICES.items():
         value = getattr(cfg, key)
         if value not in allowed:
@@ -378,6 +427,7 @@ def validate(cfg: argparse.Namespace) -> argparse.Namespace:
     check_built(cfg, STAGE_KEYS, stage_config, defaults)
     check_built(cfg, FREEZE_KEYS, freeze_config, defaults)
     check_built(cfg, OPTIMIZER_KEYS, optimizer_options, defaults)
+    check_built(cfg, PRECISION_KEYS, precision_options, defaults)
     if cfg.depth < 0 or not 0.0 <= cfg.drop_rate < 1.0 or cfg.patch_size < 1:
         raise ConfigError(f"config keys depth (>= 0), drop_rate (in [0, 1)) and patch_size (>= 1): got "
                           f"{cfg.depth}, {cfg.drop_rate}, {cfg.patch_size}")

@@ -27,6 +27,8 @@ STAGE_KEYS = {"stage_rank_selection": "rank_selection", "stage_vbmf_weakening": 
               "stages": "max_stages"}
 OPTIMIZER_KEYS = {"optimizer": "name", "momentum": "momentum", "weight_decay": "weight_decay", "beta1": "beta1",
                   "beta2": "beta2", "eps": "eps"}
+PRECISION_KEYS = {k: k for k in ("amp_level", "loss_scale_type", "loss_scale", "scale_factor", "scale_window",
+                                 "dataset_sink_mode", "sink_size")}
 FREEZE_KEYS = {"freeze": "policy", "freeze_every": "every", "freeze_unit": "unit", "freeze_order": "order",
                "freeze_regular": "frozen"}
 
@@ -81,6 +83,13 @@ def optimizer_options(cfg) -> OptimizerConfig:
     name = "sgd" if cfg.optimizer in ("momentum", "sgd") else cfg.optimizer
     return OptimizerConfig(name=name, momentum=cfg.momentum, weight_decay=cfg.weight_decay, beta1=cfg.beta1,
                            beta2=cfg.beta2, eps=cfg.eps)
+
+
+def precision_options(cfg):
+    """Mixed precision, loss scaling and sinking of a recipe config (:class:`lrd_core.precision.PrecisionConfig`)."""
+    from lrd_core.precision import PrecisionConfig
+
+    return PrecisionConfig(**{k: getattr(cfg, k) for k in PRECISION_KEYS})
 
 
 def stage_config(cfg) -> StageConfig:

@@ -241,6 +241,8 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
     for key in ("accuracy_decomposed_data_aware", "accuracy_decomposed_data_aware_raw"):
         if key in dec:                  # compare_data_aware: the original weights decomposed data-aware
             summary[key] = dec[key]
+    from lrd_core.plan import skipped_footer
+    summary["skipped"] = skipped_footer(plan0.layers)     # layers left as they are, and why
     if "calibration" in plan0.meta:
         summary["calibration"] = {k: plan0.meta["calibration"].get(k) for k in ("samples", "batches", "kinds", "seconds")}
     if extra is not None:
@@ -254,7 +256,8 @@ def run(cfg, log: Log = print, extra: Optional[Callable] = None, only_train: boo
 
 def _run(name: str, fit: Optional[dict], accuracy_start: Optional[float]) -> dict:
     return {"name": name, "curve": (fit or {}).get("curve", []), "history": (fit or {}).get("history", []),
-            "accuracy_start": accuracy_start, "timing": (fit or {}).get("timing")}
+            "accuracy_start": accuracy_start, "timing": (fit or {}).get("timing"),
+            "steps_per_epoch": (fit or {}).get("steps_per_epoch")}
 
 
 def _more_stages(rt: Runtime, model, plan, train_src, eval_src, stages: list, runs: list, ft: dict, say: Log):

@@ -18,7 +18,7 @@ def table(s: dict) -> str:
     rows = [("", "original", "compressed", "ratio"),
             ("accuracy", _pct(s.get("accuracy_original")), _pct(s.get("accuracy_finetuned")), ""),
             ("  right after decomposition", "", _pct(s.get("accuracy_decomposed")), ""),
-            ("params", f"{s['params_original']:,}", f"{s['params_compressed']:,}",
+            ("params (all)", f"{s['params_original']:,}", f"{s['params_compressed']:,}",
              f"{s['params_original'] / max(s['params_compressed'], 1):.2f}x"),
             ("MACs (conv+dense)", f"{s['macs_original']:,}", f"{s['macs_compressed']:,}",
              f"{s['macs_original'] / max(s['macs_compressed'], 1):.2f}x")]
@@ -32,6 +32,7 @@ def table(s: dict) -> str:
     for st in s.get("stages", [])[1:]:
         lines.append(f"stage {st['stage']}: params {st['params_compressed']:,}, after decomposition "
                      f"{_pct(st['accuracy_decomposed'])}, fine-tuned {_pct(st['accuracy_finetuned'])}")
+    lines += list(s.get("skipped") or [])
     lines.append(f"decomposition {s['seconds_decompose']:.2f}s, total {s['seconds_total']:.0f}s "
                  f"({s['framework']}, freeze={s.get('freeze', 'none')})")
     return "\n".join(lines)
@@ -63,6 +64,16 @@ def write(summary: dict, out_dir: str, name: str = SUMMARY_FILE) -> str:
     return path
 
 
+def freeze_boundaries(summary: dict, run: dict, last_step: int) -> list:
+    """Steps (within ``run``) where a sequential-freezing phase starts, for fine-tune runs."""
+    cfg = summary.get("config") or {}
+    if run.get("name") == "original" or cfg.get("freeze") != "sequential" or not run.get("steps_per_epoch"):
+        return []
+    period = int(cfg.get("freeze_every") or 1) * (int(run["steps_per_epoch"]) if cfg.get("freeze_unit", "epoch")
+                                                   == "epoch" else 1)
+    return list(range(period, int(last_step), period)) if period > 0 else []
+
+
 def plot(summary: dict, path: str) -> str:
     """Loss and accuracy over steps for the original training and every fine-tune, one figure."""
     import matplotlib
@@ -71,15 +82,19 @@ def plot(summary: dict, path: str) -> str:
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     offset = 0
-    for run in summary.get("runs", []):
-        curve, label = run.get("curve") or [], run["name"]
+    for k, run in enumerate(summary.get("runs", [])):
+        curve, label, colour = run.get("curve") or [], run["name"], f"C{k}"      # one colour per run, both panels
         if curve:
             steps = [offset + c[0] for c in curve]
-            ax_loss.plot(steps, [c[1] for c in curve], lw=0.8, label=label)
-            ax_acc.plot(steps, [c[2] for c in curve], lw=0.5, alpha=0.5, label=f"{label} (train batches)")
+            ax_loss.plot(steps, [c[1] for c in curve], lw=0.8, label=label, color=colour)
+            ax_acc.plot(steps, [c[2] for c in curve], lw=0.5, alpha=0.5, label=f"{label} (train batches)",
+                        color=colour)
+            for b in freeze_boundaries(summary, run, curve[-1][0]):
+                for ax in (ax_loss, ax_acc):
+                    ax.axvline(offset + b, color=colour, lw=0.4, ls="--", alpha=0.6)
         evals = [(offset + h["global_step"], h["eval_accuracy"]) for h in run.get("history", []) if "eval_accuracy" in h]
         if evals:
-            ax_acc.plot(*zip(*evals), "o-", label=f"{label} (eval)")
+            ax_acc.plot(*zip(*evals), "o-", label=f"{label} (eval)", color=colour)
         if run.get("accuracy_start") is not None:
             ax_acc.plot([offset], [run["accuracy_start"]], "kx", ms=8)
         if run.get("accuracy_recalibrated") is not None:
@@ -89,7 +104,7 @@ def plot(summary: dict, path: str) -> str:
         offset += curve[-1][0] if curve else 0
     ax_loss.set(xlabel="step", ylabel="training loss", title="loss")
     ax_acc.set(xlabel="step", ylabel="accuracy", ylim=(0, 1.02),
-               title="accuracy (x: right after decomposition, ^: BN re-calibrated)")
+               title="accuracy (x: right after decomposition, ^: BN re-calibrated; dashed: freezing phases)")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

@@ -25,7 +25,7 @@ from lrd_core.api.state import check_finite  # noqa: E402
 from lrd_core.frameworks import adapter  # noqa: E402
 from lrd_core.layout import WEIGHT_FILES, PLAN_FILE  # noqa: E402
 
-from .options import freeze_config, optimizer_options  # noqa: E402
+from .options import freeze_config, optimizer_options, precision_options  # noqa: E402
 
 WEIGHTS = WEIGHT_FILES
 
@@ -138,7 +138,7 @@ class Runtime:
         c = self.cfg
         progress = None if c.progress == "auto" else c.progress == "true"
         return self.train.fit(model, data, lr, epochs, momentum=c.momentum, weight_decay=c.weight_decay,
-                              optimizer=optimizer_options(c),
+                              optimizer=optimizer_options(c), precision=precision_options(c),
                               label_smoothing=c.label_smooth_factor, seed=c.seed, log=log, plan=plan,
                               freeze=freeze, out_dir=out_dir, resume=c.resume,
                               save_every_steps=c.save_checkpoint_steps, save_every_epochs=c.save_checkpoint_epochs,

@@ -97,13 +97,51 @@ def restore_training_checkpoint(path: str, model: nn.Module, optimizer=None) -> 
 
 
 # ------------------------------------------------------------------------------------ training
+class _Amp:
+    """torch's side of :mod:`lrd_core.precision`: ``torch.autocast`` for O1-O3 (bfloat16 on CPU, float16 on
+    CUDA) and ``torch.amp.GradScaler`` for loss scaling on CUDA (fixed: growth off; dynamic: backoff and growth)."""
+
+    def __init__(self, cfg, device):
+        import contextlib
+        self.cfg, self.device = cfg, device
+        kind = "cuda" if device.type == "cuda" else "cpu"
+        dtype = torch.float16 if kind == "cuda" else torch.bfloat16
+        self.autocast = (lambda: torch.autocast(kind, dtype=dtype)) if cfg.amp_level != "O0" else contextlib.nullcontext
+        self.scaler = None
+        if cfg.scaled and kind == "cuda":
+            dynamic = cfg.loss_scale_type == "dynamic"
+            self.scaler = torch.amp.GradScaler("cuda", init_scale=cfg.loss_scale, growth_factor=float(cfg.scale_factor) if dynamic else 1.0,
+                                               backoff_factor=1 / cfg.scale_factor if dynamic else 1.0,
+                                               growth_interval=int(cfg.scale_window))
+
+    def step(self, loss, optimizer) -> None:
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+
+def mixed_precision(precision, device, say=None) -> _Amp:
+    """The autocast / loss-scaling helper of ``precision`` (see :mod:`lrd_core.precision`)."""
+    from lrd_core.precision import as_precision
+
+    cfg = as_precision(precision)
+    if cfg.scaled and device.type != "cuda" and say:
+        say(f"loss scaling ({cfg.loss_scale_type}) skipped: torch's GradScaler needs CUDA, and bfloat16 autocast "
+            f"on CPU keeps float32's exponent range")
+    return _Amp(cfg, device)
+
+
 def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: int = 64, momentum: float = 0.9,
         weight_decay: float = 1e-4, label_smoothing: float = 0.0, seed: int = 0,
         log: Optional[Callable[[str], None]] = print, *, plan: Optional[Plan] = None, freeze=None,
         out_dir: Optional[str] = None, resume: bool = True, save_every_steps: int = 0, save_every_epochs: int = 1,
         keep: int = 2, eval_data=None, log_every: int = 0, progress: Optional[bool] = None,
         on_step: Iterable[Callable[[TrainState], None]] = (), dist: Optional[DistContext] = None,
-        teacher: Optional[nn.Module] = None, distill=None, optimizer=None) -> dict:
+        teacher: Optional[nn.Module] = None, distill=None, optimizer=None, precision=None) -> dict:
     """Train ``model`` with momentum SGD (or AdamW, ``optimizer``); ``lr`` holds one value per step.
 
     Parameters
@@ -163,6 +201,7 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
     monitor = Monitor(state, lr, loader.global_batch, log=say, log_every=log_every, progress=progress,
                       phase_text=lambda k: freezing.describe_phase(plan, freeze, k))
     device = _device(model)
+    amp = mixed_precision(precision, device, say)
     net, phase = None, None
     model.train()
     try:
@@ -183,10 +222,10 @@ def fit(model: nn.Module, data, lr: Sequence[float], epochs: int, batch_size: in
                 t0 = time.perf_counter()
                 xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).long().to(device)
                 optimizer.zero_grad(set_to_none=True)
-                out = net(xt)
-                loss = loss_fn(out, yt) if kd is None else kd(out, yt, xt)
-                loss.backward()
-                optimizer.step()
+                with amp.autocast():
+                    out = net(xt)
+                    loss = loss_fn(out.float(), yt) if kd is None else kd(out, yt, xt)
+                amp.step(loss, optimizer)
                 loss_value, correct = loss.item(), int((out.argmax(1) == yt).sum())
                 monitor.on_step(loss_value, correct, len(y), time.perf_counter() - t0)
                 for cb in on_step:
