@@ -5,6 +5,7 @@
     python benchmarks/methods_bench.py epc --framework mindspore --out runs/epc_ms.json
     python benchmarks/methods_bench.py resnet50 --framework torch --out runs/r50_methods_torch.json
     python benchmarks/methods_bench.py skip --framework torch --out runs/skip_torch.json
+    python benchmarks/methods_bench.py skipstep --framework torch --batch 64 --out runs/skipstep_torch.json
     python benchmarks/methods_bench.py ops --framework torch --out runs/ops_torch.json
     python benchmarks/methods_bench.py report runs/*.json          # markdown tables
 
@@ -15,7 +16,8 @@ original), accuracy right after decomposition, after BatchNorm re-calibration an
 fine-tune. ``epc``: CP-3 with EPC vs plain CP-3 vs Tucker-2 at the same per-layer PR target, fine-tuned
 at a higher LR. ``resnet50``: latency of each method's chains at 224x224 (random weights, no
 decomposition). ``skip``: plain training vs skip training (basis convolutions in ``--layers`` for the
-first ``--skip`` epochs), alternated runs; time and final accuracy. ``ops``: seed-003 operation counts
+first ``--skip`` epochs), alternated runs; time and final accuracy. ``skipstep``: the training step of the
+skip network against the original, interleaved in one process, and the run time it implies. ``ops``: seed-003 operation counts
 of basis convolutions against the measured time of the layer (inference = forward, train = forward +
 backward), ratios to the original layer.
 """
@@ -185,6 +187,33 @@ def skip(args) -> dict:
             "accuracy_delta_pp": 100 * (med["skip"]["accuracy"] - med["plain"]["accuracy"])}
 
 
+def skipstep(args) -> dict:
+    """Training-step time of the skip-training network (basis chains in ``--layers``) against the original,
+    interleaved in one process (robust to the machine's load), and the training time it implies."""
+    import importlib
+
+    from lrd_core.skip import skip_plan_options
+
+    fw = importlib.import_module("lrd_" + args.framework)
+    if args.framework == "mindspore":
+        import mindspore as ms
+        ms.set_context(mode=ms.GRAPH_MODE)
+    model = fw.models.resnet18(num_classes=10, stem="cifar", width=args.width, seed=0)
+    options = skip_plan_options(args.layers.split(","), 2.0, "svd", args.alpha, args.beta, True)
+    plan = fw.plan(model, input_shape=(1, 3, 32, 32), **options)
+    variant = fw.with_plan(model, plan)
+    res = fw.measure_latency([model, variant], (args.batch, 3, 32, 32), mode="train", repeat=args.repeat,
+                             num_classes=10)
+    ratio = res[1].median_ms / res[0].median_ms
+    t = plan.totals
+    return {"framework": args.framework, "width": args.width, "batch": args.batch, "layers": args.layers,
+            "alpha": args.alpha, "beta": args.beta, "basis_layers": len(plan.decomposed()),
+            "params_ratio_layers": t["params_before"] / t["params_after"],
+            "step_ms": [res[0].median_ms, res[1].median_ms], "step_ratio": ratio,
+            "implied_time_ratio": (args.skip * ratio + args.epochs - args.skip) / args.epochs,
+            "epochs": args.epochs, "skip_epochs": args.skip}
+
+
 def ops(args) -> dict:
     import importlib
 
@@ -193,6 +222,9 @@ def ops(args) -> dict:
     from lrd_core.layers import LayerInfo
 
     fw = importlib.import_module("lrd_" + args.framework)
+    if args.framework == "mindspore":
+        import mindspore as ms
+        ms.set_context(mode=ms.GRAPH_MODE)
     rows = []
     for cin, hw in ((64, 32), (128, 16), (256, 8)):
         info = LayerInfo(f"c{cin}", "conv2d", cin, cin, (3, 3), (1, 1), (1, 1, 1, 1), input_hw=(hw, hw))
@@ -257,6 +289,12 @@ def report(paths) -> str:
                       f"| skip ({r['skip_epochs']} epochs basis, alpha {r['alpha']}, beta {r['beta']}) | "
                       f"{m['skip']['seconds']:.1f} s | {_pct(m['skip']['accuracy'])} |",
                       f"| skip / plain | {r['time_ratio']:.3f} | {r['accuracy_delta_pp']:+.2f} pp |"]
+        elif "step_ratio" in r:
+            lines += ["| network (batch {}) | training step | ratio |".format(r["batch"]), "|---|---|---|",
+                      f"| original | {r['step_ms'][0]:.1f} ms | 1.00 |",
+                      f"| {r['basis_layers']} layers as basis convs (alpha {r['alpha']}, beta {r['beta']}) | "
+                      f"{r['step_ms'][1]:.1f} ms | {r['step_ratio']:.3f} |",
+                      f"| implied {r['epochs']}-epoch run, {r['skip_epochs']} skipped | | {r['implied_time_ratio']:.3f} |"]
         elif "rows" in r:
             lines += ["| layer | C' or (C', pairs) | ops forward | ops fwd+bwd | time infer | time train |",
                       "|" + "---|" * 6]
@@ -272,12 +310,13 @@ def main(argv=None) -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for name, fn in (("table", table), ("epc", epc), ("resnet50", resnet50), ("skip", skip), ("ops", ops)):
+    for name, fn in (("table", table), ("epc", epc), ("resnet50", resnet50), ("skip", skip), ("skipstep", skipstep),
+                     ("ops", ops)):
         s = sub.add_parser(name)
         s.add_argument("--framework", default="torch", choices=("torch", "mindspore"))
         s.add_argument("--out", required=True)
         s.add_argument("--width", type=int, default=32)
-        s.add_argument("--epochs", type=int, default=2 if name != "skip" else 4)
+        s.add_argument("--epochs", type=int, default=2 if not name.startswith("skip") else 4)
         s.add_argument("--ratio", type=float, default=3.0 if name == "resnet50" else 2.0)
         s.add_argument("--methods", default="tucker2,cp3,cp3+epc,cp4,basis,basis a.5 b.25")
         s.add_argument("--cp-iters", type=int, default=30)

@@ -12,7 +12,8 @@ Tucker-2 or CP-3 (PR ``--tensor-ratio`` on every KxK conv of the reduced network
 after a short fine-tune (``--finetune-epochs``, knowledge distillation from the original).
 ``asnet``: parameters, MACs and accuracy vs the cut layer and r, before and after the same
 fine-tune, beside Tucker-2 and CP-3 of the whole network at several ratios (similar sizes).
-Writes ``OUT.json``, ``OUT.md`` (the tables) and ``OUT_ron.png`` / ``OUT_asnet.png``.
+Writes ``OUT.json``, ``OUT.md`` (the tables) and ``OUT_ron.png`` / ``OUT_asnet.png`` (with one part in
+``--parts``: ``OUT_<part>.json`` / ``.md``, so the two parts can run side by side).
 """
 from __future__ import annotations
 
@@ -251,12 +252,13 @@ def main(argv=None) -> int:
                                                           f"{args.framework}")
         md += ["", "ASNet", "", table(result["asnet"], base)]
     result["seconds_total"] = round(time.perf_counter() - t0, 1)
-    with open(args.out + ".json", "w") as fh:
+    stem = args.out + (f"_{parts[0]}" if len(parts) == 1 else "")      # one part: OUT_ron.json / OUT_asnet.json
+    with open(stem + ".json", "w") as fh:
         json.dump(result, fh, indent=1)
-    with open(args.out + ".md", "w") as fh:
+    with open(stem + ".md", "w") as fh:
         fh.write("\n".join(md) + "\n")
     print("\n".join(md))
-    b.log(f"done in {result['seconds_total']:.0f}s; wrote {args.out}.json/.md and PNGs")
+    b.log(f"done in {result['seconds_total']:.0f}s; wrote {stem}.json/.md and PNGs")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
@@ -74,7 +75,7 @@ def load_stats(path: str, key: Optional[str] = None) -> Dict[str, LayerStats]:
                 out[m["name"]] = LayerStats(m["name"], m["kind"], data[f"{i}.gram"], data[f"{i}.total"], m["rows"],
                                             m["samples"], tuple(m["kernel"]), og, m["out_rows"])
             return out
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         if isinstance(exc, MismatchError):
             raise
         raise MismatchError(f"{path}: not a readable calibration statistics file ({exc}); delete it "

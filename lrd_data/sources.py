@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import os
+import zipfile
 from typing import Optional, Tuple
 
 import numpy as np
@@ -53,8 +54,10 @@ def _npz(path: str) -> ArrayData:
             key = next((k for k in ("x", "images", "inputs") if k in names), names[0])
             x = data[key]
             y = next((data[k] for k in ("y", "labels", "targets") if k in names and k != key), None)
-    except (OSError, ValueError) as exc:
-        raise CalibrationError(f"{path} is not a readable .npz file ({exc})") from None
+    except CalibrationError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:   # truncated, empty, pickled
+        raise CalibrationError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
     if x.dtype.kind != "f":
         raise CalibrationError(f"{path}: array {key!r} has dtype {x.dtype}; store float32 inputs (N, C, H, W) "
                                f"preprocessed like the training inputs")

@@ -100,7 +100,8 @@ def _calibrate(backend, model, plan: Plan, infos: Sequence[LayerInfo], batches, 
     if existing is not None and {i.name for i in infos} <= set(existing.stats):
         cal = existing
     else:
-        cal = K.statistics(backend, model, infos, batches, cfg.calibration_memory, progress, cache)
+        cal = K.statistics(backend, model, infos, batches, cfg.calibration_memory, progress, cache,
+                           ranks={n: max(int(r) for r in lp.ranks) for n, lp in todo.items()})
     reports = {}
     for name, lp in todo.items():
         sig, subs, reports[name] = factorize_aware(lp, cfg, weights[name], biases[name], cal.stats[name])
@@ -161,7 +162,7 @@ def aware_plan(backend, model, input_shape, calibration=None, evaluate=None, pro
     cal, stats = None, None
     if need:
         cal = K.statistics(backend, model, [by_name[n] for n in need], batches, cfg.calibration_memory, progress,
-                           cache)
+                           cache, save=False)
         stats = cal.stats
     if cfg.rank_selection == "error":
         plan = _allocate(backend, model, plan, cfg, methods, weights, stats, caps, options)
@@ -176,6 +177,7 @@ def aware_plan(backend, model, input_shape, calibration=None, evaluate=None, pro
         cal.meta["seconds_factorize"] = round(spent, 3)
         _mark(plan, cal, reports)
     if cal is not None:
+        K.save_calibration(cal, cache)
         plan.meta["calibration"] = dict(cal.meta, weights=cal.weights, layers=sorted(cal.stats),
                                         floor=_floor_of(cfg))
         plan.calibration = cal
@@ -255,8 +257,9 @@ def plan_statistics(backend, model, plan: Plan, calibration=None, progress: Opti
             extra = {"plan": [list(map(str, _signature(lp, cfg))) for lp in todo.values()]}
             return K.statistics(backend, model, [by_name[n] for n in todo], batches, cfg.calibration_memory,
                                 progress, cache, sequential=chain, extra_key=extra)
+        ranks = {lp.name: max(int(r) for r in lp.ranks) for lp in plan.decomposed() if lp.data_aware}
         return K.statistics(backend, model, [by_name[n] for n in names], batches, cfg.calibration_memory,
-                            progress, cache)
+                            progress, cache, ranks=ranks)
     if meta.get("weights") and meta["weights"] != digest:
         raise MismatchError("the model's weights differ from the ones this data-aware plan was calibrated on; load "
                             "the same checkpoint, or pass calibration=... to recalibrate (CLI: --calibration)")

@@ -198,7 +198,8 @@ def _cache_dir(cache) -> Optional[str]:
 def statistics(backend, model, infos: Sequence[LayerInfo], batches: Sequence[np.ndarray], memory_mb: float = 2048,
                progress: Optional[bool] = None, cache=True, seed: int = 0,
                sequential: Optional[Callable] = None, extra_key: Optional[dict] = None,
-               max_rows: Optional[float] = C.PATCH_MAX_ROWS) -> Calibration:
+               max_rows: Optional[float] = C.PATCH_MAX_ROWS, ranks: Optional[Dict[str, int]] = None,
+               save: bool = True) -> Calibration:
     """Input statistics of ``infos`` on ``batches`` (a cache hit skips the pass).
 
     Parameters
@@ -215,6 +216,18 @@ def statistics(backend, model, infos: Sequence[LayerInfo], batches: Sequence[np.
     max_rows : float or None
         Rows kept per layer, in multiples of its dimension ``d`` (None: every row; see
         :func:`lrd_core.calibrate.choose_statistics`).
+    ranks : {name: int}, optional
+        The largest rank each layer will be factorized at: checked against its calibration vectors
+        (:func:`lrd_core.calibrate.check_samples`) before anything is cached.
+    save : bool
+        Write a computed result to the disk cache (False: the caller does it with :func:`save`
+        once the statistics have been used successfully).
+
+    Raises
+    ------
+    CalibrationError
+        Bad batches, NaN/Inf activations, fewer calibration vectors than a layer's rank; nothing
+        is written to the cache then.
     """
     checks.model(backend, model)
     t0 = time.perf_counter()
@@ -237,11 +250,22 @@ def statistics(backend, model, infos: Sequence[LayerInfo], batches: Sequence[np.
     else:
         stats, chains = _sequential(backend, model, infos, batches, memory_mb, samples, seed, sequential, progress,
                                     max_rows)
+    for name, rank in (ranks or {}).items():
+        if name in stats:
+            C.check_samples(stats[name], rank)
     meta.update(cache="miss" if cache is not False else "off", seconds=round(time.perf_counter() - t0, 3),
                 kinds=_kinds(stats))
-    if cache is not False:
-        C.save_stats(C.cache_path(key, _cache_dir(cache)), stats, key)
-    return Calibration(stats, key, weights, meta, chains)
+    cal = Calibration(stats, key, weights, meta, chains)
+    if save:
+        save_calibration(cal, cache)
+    return cal
+
+
+def save_calibration(cal: Calibration, cache=True) -> None:
+    """Write ``cal`` to the disk cache (``cache``: False: nothing; True: the default directory; a
+    directory); a result read from the cache is not written again."""
+    if cache is not False and cal.meta.get("cache") != "hit":
+        C.save_stats(C.cache_path(cal.key, _cache_dir(cache)), cal.stats, cal.key)
 
 
 def _kinds(stats) -> Dict[str, int]:

@@ -49,6 +49,9 @@ def evaluate(backend, model, data, batch_size: int = 256) -> float:
     from lrd_data.loader import eval_loader
 
     checks.model(backend, model)
+    if not isinstance(data, (ArrayData, Loader)) and not (hasattr(data, "get") and hasattr(data, "__len__")):
+        raise ConfigError(f"evaluate takes an lrd_data.ArrayData(x, y, num_classes), a loader source or an "
+                          f"lrd_data.Loader, got {type(data).__name__}")
     if isinstance(data, ArrayData):
         return float((predict(backend, model, data.x, batch_size).argmax(1) == data.y).mean())
     loader = data if isinstance(data, Loader) else eval_loader(data, batch_size)

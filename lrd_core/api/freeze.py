@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Optional
 
 from .. import freezing
+from ..errors import ConfigError
 from ..plan import Plan
 from . import checks
 
@@ -32,6 +33,11 @@ def set_frozen(backend, model, frozen: Iterable[str]) -> List[str]:
         The frozen names, sorted.
     """
     checks.model(backend, model)
+    if isinstance(frozen, (str, bytes)) or not hasattr(frozen, "__iter__"):
+        raise ConfigError(f"frozen must be a list of parameter names, got {type(frozen).__name__}")
+    frozen = list(frozen)
+    if not all(isinstance(n, str) for n in frozen):
+        raise ConfigError(f"frozen must be a list of parameter names (str), got {frozen[:3]!r}")
     return apply_frozen(backend, backend.parameters(model), frozen)
 
 

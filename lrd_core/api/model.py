@@ -83,6 +83,17 @@ def plan(backend, model, input_shape=(1, 3, 224, 224), calibration=None, evaluat
     """
     checks.model(backend, model)
     input_shape = checks.shape(input_shape, rank=0)
+    from ..progress import scope
+    from ..reports import warn_compressed
+    warning = warn_compressed([name for name, _ in backend.named_layers(model)])
+    with scope(progress):
+        result = _plan(backend, model, input_shape, calibration, evaluate, progress, options)
+    if warning:
+        result.meta.setdefault("warnings", []).append(warning)
+    return result
+
+
+def _plan(backend, model, input_shape, calibration, evaluate, progress, options) -> Plan:
     from .aware import aware_plan, needs_aware
     if needs_aware(options, calibration, evaluate):
         return aware_plan(backend, model, input_shape, calibration=calibration, evaluate=evaluate,
@@ -199,7 +210,7 @@ def rebuild(backend, model, plan: Plan):
 def build(backend, subs: Sequence[SubLayer], like=None):
     """The native chain of a list of :class:`~lrd_core.layers.SubLayer` (e.g. from
     ``lrd_core.factorize.tucker2``)."""
-    subs = list(subs)
+    subs = list(subs) if isinstance(subs, (list, tuple)) else []
     if not subs or not all(isinstance(s, SubLayer) for s in subs):
         raise ConfigError("build takes a non-empty list of lrd_core.SubLayer (e.g. from lrd_core.factorize.svd)")
     return backend.build(subs, like=like)

@@ -135,6 +135,7 @@ def profiler(backend, device: str = "CPU", threads: Optional[int] = None, cache_
 def with_plan(backend, model, plan: Plan, seed: int = 0):
     """A copy of ``model`` with the plan's factor chains in place, filled with random weights (for
     timing and memory: no decomposition is computed)."""
+    checks.model(backend, model)
     checks.plan(plan)
     variant = rebuild(backend, backend.copy(model), plan)
     rng = np.random.default_rng(seed)
@@ -192,6 +193,12 @@ def peak_memory(backend, model_name: str, model_kwargs: dict, plan: Optional[Pla
                 device: str = "CPU", threads: Optional[int] = None, steps: int = 2) -> Dict[str, float]:
     """Peak memory (MiB above the imported framework) of inference and of training steps of a registered
     model, measured in a fresh process: ``{"infer_peak_mb", "train_peak_mb", "kind", "base_mb"}``."""
+    if not isinstance(model_name, str) or not isinstance(model_kwargs, dict):
+        raise ConfigError(f"peak_memory takes a registered model's name (str) and its keyword arguments (dict), got "
+                          f"{type(model_name).__name__} and {type(model_kwargs).__name__}")
+    if plan is not None:
+        checks.plan(plan)
+    input_shape = checks.shape(input_shape)
     backend.check_device(device)
     spec = {"framework": backend.name, "model": model_name, "model_kwargs": model_kwargs,
             "plan": None if plan is None else plan.to_dict(), "input_shape": list(input_shape), "device": device,

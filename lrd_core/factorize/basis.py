@@ -34,6 +34,7 @@ from scipy.linalg import lstsq, qr
 from ..errors import BadWeightsError, ConfigError, RankError, UnsupportedLayerError
 from ..layers import LayerInfo, SubLayer
 from .svd import svd_factors
+from .threads import blas_threads
 
 INITS = ("svd", "qr")
 
@@ -146,7 +147,13 @@ def _dense(coef: np.ndarray, index: np.ndarray, c_basis: int) -> np.ndarray:
 
 
 def combine_factors(matrix: np.ndarray, n_basis: int, n_pair: int, n_iter: int = 10, tol: float = 1e-9):
-    """``(basis, coef, index)`` of the alpha/beta variant (see the module docstring)."""
+    """``(basis, coef, index)`` of the alpha/beta variant (see the module docstring); small problems run
+    with one BLAS thread (many small solves: extra threads only wait for each other on a loaded machine)."""
+    with blas_threads(matrix.shape[0]):
+        return _combine_factors(matrix, n_basis, n_pair, n_iter, tol)
+
+
+def _combine_factors(matrix: np.ndarray, n_basis: int, n_pair: int, n_iter: int, tol: float):
     basis = matrix[pivoted_filters(matrix, n_basis)].copy()
     coef, index = assign(matrix, basis, n_pair)
     err = np.linalg.norm(matrix - _dense(coef, index, n_basis) @ basis)

@@ -23,14 +23,19 @@ def run(argv, capsys):
 
 
 def test_reduce_export_convert(framework, tmp_path, capsys):
+    from lrd_data import load_digits
+
     out_dir = tmp_path / "asnet"
+    train, _ = load_digits(size=32)
+    cal = tmp_path / "cal.npz"                    # labelled: loss gradients, and the fine-tune's (small) data
+    np.savez(cal, x=train.x[:48], y=train.y[:48])
     tune = ["--finetune-epochs", "1"] if framework == "torch" else []     # MindSpore's trainer: test_reduce.py
     code, out, err = run(["reduce", "--framework", framework, *SMALL, "--method", "asnet", "--cut", "layer4",
-                          "--dim", "4", "--samples", "48", *tune, "--out", str(out_dir)], capsys)
+                          "--dim", "4", "--calibration", str(cal), *tune, "--out", str(out_dir)], capsys)
     assert code == 0 and "cut before 'layer4.0'" in out and "r = 4" in out, err
     plan = json.loads((out_dir / "plan.json").read_text())
     rec = plan["meta"]["reduction"]
-    assert rec["method"] == "asnet" and rec["gradients"] == "loss" and rec["samples"] == 48     # digits have labels
+    assert rec["method"] == "asnet" and rec["gradients"] == "loss" and rec["samples"] == 48
     assert rec["totals"]["params_after"] < rec["totals"]["params_before"]
     if tune:
         assert plan["meta"]["finetune"]["epochs"] == 1 and plan["meta"]["finetune"]["distill"]["alpha"] == 0.5

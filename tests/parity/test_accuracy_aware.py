@@ -58,12 +58,31 @@ def test_error_allocation_reaches_the_budget_with_less_error_than_uniform(fw, ca
     assert blind.meta["error_allocation"]["error_kind"] == "weight"
 
 
+def smallest_reach(fw, model, auto):
+    """Parameter ratio with every layer the auto plan found faster at its smallest allowed rank
+    (ladder capped by the auto ranks), computed from the cost model."""
+    from lrd_core.cost import decomposed_cost
+    from lrd_core.error_alloc import ERROR_METHODS, ladder
+
+    total, saved = fw.count_params(model), 0
+    for lp in auto.decomposed():
+        ranks = ladder(lp.info, lp.method, 8, lp.ranks) if lp.method in ERROR_METHODS else []
+        smallest = min([decomposed_cost(lp.info, lp.method, r)[0] for r in ranks] + [lp.params_before])
+        saved += lp.params_before - (smallest if lp.method in ERROR_METHODS else lp.params_after)
+    return total / (total - saved)
+
+
 def test_error_allocation_with_auto_keeps_to_faster_layers(fw, cache_dir):
     model = tiny(fw, reference_arrays(width=16), width=16)
     kw = dict(input_shape=(1, 3, 32, 32), mode="auto", device="CPU", objective="infer", profile_batch=1,
               verify=False, rank_multiple=8, exclude=["layer[12]\\..*", "fc"], cache_path=str(cache_dir / "lat.json"))
     auto = fw.plan(model, **kw)
-    plan = fw.plan(model, rank_selection="error", budget=1.3, calibration=images(48, hw=32), **kw)
+    try:
+        plan = fw.plan(model, rank_selection="error", budget=1.3, calibration=images(48, hw=32), **kw)
+    except ConfigError as exc:          # too few layers measured faster for the budget (timing-dependent)
+        reach = smallest_reach(fw, model, auto)
+        assert reach < 1.3 and f"the smallest candidates reach {reach:.3g}x" in str(exc)
+        return
     faster = {lp.name: lp.ranks for lp in auto.decomposed()}
     for lp in plan.decomposed():
         assert lp.name in faster and all(r <= c for r, c in zip(lp.ranks, faster[lp.name]))

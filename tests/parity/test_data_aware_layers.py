@@ -72,12 +72,13 @@ def test_every_layer_of_the_digits_model(fw):
 
 @pytest.mark.slow
 def test_every_layer_of_resnet50_at_64px(lrd_torch):
-    """Full-width ResNet-50 in torch (the numerics are the framework-free core; the other framework's
+    """Every layer of ResNet-50 (all 53 convs/dense, bottleneck shapes; base width 16 instead of 64 to
+    keep the test fast) in torch (the numerics are the framework-free core; the other framework's
     statistics match torch's to 1e-5, see test_calibration.py)."""
     fw = lrd_torch
     train, test = load_digits(size=64, seed=0)
-    model = bn_calibrated(fw, "resnet50", train, stem="imagenet")
-    plan = fw.plan(model, input_shape=(1, 3, 64, 64), mode="vanilla", ratio=2.0, rank_multiple=16,
+    model = bn_calibrated(fw, "resnet50", train, stem="imagenet", width=16)
+    plan = fw.plan(model, input_shape=(1, 3, 64, 64), mode="vanilla", ratio=2.0, rank_multiple=4,
                    calibration=train.x[:192], data_aware=True, calibration_cache=False)
     kinds = {lp.calibration["stats"] for lp in plan.decomposed()}
     assert kinds == {"patch", "channel"}                       # few positions in the last stages: channel

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lrd_core import ranks as R
+from lrd_core.errors import RankError
 from lrd_core.modes import MODES
 from lrd_core.vit_roles import role_from_name
 from tests.conftest import forward
@@ -160,6 +161,9 @@ def test_packed_projections_of_other_zoos(fw):
         layers = [ffn.format(i=i, j=j, k=j // 2 + 1) for j in (0, 2)]
         assert [(infos[n].role.kind, infos[n].role.part, infos[n].role.block_index) for n in layers] == [
             ("mlp", "fc1", i + 1), ("mlp", "fc2", i + 1)]
+    with pytest.raises(RankError, match=r"is a packed query/key/value projection, i\.e\. one dense layer, "
+                                        r"decomposed by SVD with one rank; Tucker-2 ranks \(r_out, r_in\) \(48, 16\)"):
+        fw.plan(model, input_shape=SHAPE, mode="attn", rank_selection="manual", ranks={qkv.format(i=0): (48, 16)})
     ref = forward(fw, model, X)
     plan = fw.plan(model, input_shape=SHAPE, mode="attn", rank_selection="manual",
                    ranks={qkv.format(i=r"\d"): 32, proj.format(i=r"\d"): 32}, skip_unreduced=False)

@@ -15,7 +15,7 @@ BAD_CHECKPOINTS = ["trunc.pt", "empty.pt", "random.pt", "trunc.ckpt", "empty.ckp
                    "nan.npz", "inf_bn.ckpt", "folder.pt", "missing.pt", "weights.bin", "afile/x.pt"]
 UNWRITABLE = ["{lab}/afile/out", "/proc/lrd-no-such/out"]
 TINY_RUN = ["--image_size", "16", "--width", "4", "--train_limit", "64", "--eval_limit", "32", "--batch_size", "32",
-            "--epoch_size", "1", "--finetune_epoch_size", "1", "--rank_quantization", "2", "--eval_batch_size", "32",
+            "--epoch_size", "1", "--finetune_epoch_size", "1", "--rank_multiple", "2", "--eval_batch_size", "32",
             "--progress", "false"]
 
 
@@ -186,10 +186,86 @@ def _train() -> List[Case]:
     return [Case(name, argv) for name, argv in cases.items()]
 
 
+BAD_CALIBRATION = ["trunc.npz", "empty.npz", "random.npz", "pickled.npz", "strings.npz", "calib_nan.npz",
+                   "calib_shape.npz", "good.npz", "folder.pt", "missing.npz", "random.pt"]
+
+
+def _calibration(fw: str) -> List[Case]:
+    base = ["plan", "--framework", fw, *MODEL, "--checkpoint", "{lab}/good.pt", "--data-aware",
+            "--no-calibration-cache", "--out", "{lab}/new/p.json"]
+    out = [Case(f"plan-{fw}-calibration-{name}", base + ["--calibration", f"{{lab}}/{name}"])
+           for name in BAD_CALIBRATION]
+    for name, extra in {"batches-0": ["--calibration-batches", "0"], "batch-size-0": ["--calibration-batch-size", "0"],
+                        "memory-neg": ["--calibration-memory", "-1"]}.items():
+        out.append(Case(f"plan-{fw}-calibration-{name}", base + ["--calibration", "digits"] + extra))
+    return out
+
+
+def _reduce(fw: str) -> List[Case]:
+    base = ["reduce", "--framework", fw, *MODEL, "--samples", "16"]
+    good = base + ["--checkpoint", "{lab}/good.pt"]
+    out = [Case(f"reduce-{fw}-checkpoint-{name}", base + ["--checkpoint", f"{{lab}}/{name}", "--method", "ron",
+                                                          "--out", "{lab}/new/r"])
+           for name in ("trunc.pt", "random.ckpt", "nan.pt", "inf_bn.ckpt", "wrong.pt", "folder.pt")]
+    out += [Case(f"reduce-{fw}-calibration-{name}", good + ["--method", "ron", "--calibration", f"{{lab}}/{name}",
+                                                             "--out", "{lab}/new/r"])
+            for name in BAD_CALIBRATION]
+    options = {
+        "samples-0": ["--method", "ron", "--samples", "0"], "rank-0": ["--method", "ron", "--rank", "0"],
+        "rank-too-big": ["--method", "ron", "--rank", "9999"], "rank-text": ["--method", "ron", "--rank", "x"],
+        "rank-unknown-layer": ["--method", "ron", "--rank", "nosuch=3"],
+        "energy-0": ["--method", "ron", "--energy", "0"], "energy-nan": ["--method", "ron", "--energy", "nan"],
+        "flop-budget-2": ["--method", "ron", "--flop-budget", "2"], "tol-half": ["--method", "ron", "--tol", "0.5"],
+        "layers-unknown": ["--method", "ron", "--layers", "nosuch"], "input-size-4": ["--method", "ron",
+                                                                                     "--input-size", "4"],
+        "finetune-no-labels": ["--method", "ron", "--calibration", "{lab}/calib_noy.npz", "--finetune-epochs", "1"],
+        "labels-not-integers": ["--method", "asnet", "--cut", "fc", "--calibration", "{lab}/calib_ybad.npz"],
+        "asnet-no-cut": ["--method", "asnet"], "asnet-cut-unknown": ["--method", "asnet", "--cut", "nosuch"],
+    }
+    out += [Case(f"reduce-{fw}-{name}", good + extra + ["--out", "{lab}/new/r"]) for name, extra in options.items()]
+    for k, path in enumerate(UNWRITABLE + ["{lab}/userdir", "{lab}/afile", "{lab}"]):
+        out.append(Case(f"reduce-{fw}-out-{k}", good + ["--method", "ron", "--out", path]))
+    return out
+
+
+def _eval(fw: str) -> List[Case]:
+    base = ["eval", "--framework", fw, *MODEL]
+    out = [Case(f"eval-{fw}-checkpoint-{name}", base + ["--checkpoint", f"{{lab}}/{name}", "--data", "digits"])
+           for name in ("trunc.pt", "random.ckpt", "nan.pt", "inf_bn.ckpt", "wrong.pt", "folder.pt", "missing.pt")]
+    out += [Case(f"eval-{fw}-data-{name}", base + ["--data", f"{{lab}}/{name}"])
+            for name in BAD_CALIBRATION + ["calib_noy.npz", "userdir"]]
+    comp = ["eval", "--framework", fw, "--model", "resnet18", "--data", "digits", "--compressed"]
+    out += [Case(f"eval-{fw}-compressed-{name}", comp + [f"{{lab}}/{name}"])
+            for name in ("comp_badplan", "comp_trunc", "comp_noplan", "comp_nan", "missing", "afile", "userdir")]
+    options = {"compressed-and-checkpoint": comp + ["{lab}/comp_torch", "--checkpoint", "{lab}/good.pt"],
+               "compressed-other-width": comp + ["{lab}/comp_torch", "--width", "8"],
+               "compressed-input-2": comp + ["{lab}/comp_torch", "--input-size", "2"],
+               "input-4": base[:-2] + ["--input-size", "4", "--data", "digits"],
+               "batch-0": base + ["--data", "digits", "--batch", "0"],
+               "limit-0": base + ["--data", "digits", "--limit", "0"],
+               "out-folder": base + ["--data", "digits", "--out", "{lab}/userdir"],
+               "out-under-file": base + ["--data", "digits", "--out", "{lab}/afile/r.json"],
+               "out-proc": base + ["--data", "digits", "--out", "/proc/lrd-r.json"],
+               "out-is-checkpoint": base + ["--checkpoint", "{lab}/good.pt", "--data", "digits",
+                                            "--out", "{lab}/good.pt"]}
+    return out + [Case(f"eval-{fw}-{name}", argv) for name, argv in options.items()]
+
+
+def _demo() -> List[Case]:
+    base = ["demo", "--framework", "torch"]
+    cases = {"out-userdir": ["--out", "{lab}/userdir"], "out-file": ["--out", "{lab}/afile"],
+             "out-under-file": ["--out", "{lab}/afile/d"], "out-proc": ["--out", "/proc/lrd-demo"],
+             "epochs-neg": ["--epochs", "-1"], "stages-0": ["--stages", "0"], "width-0": ["--width", "0"],
+             "ratio-1": ["--ratio", "1"], "mode-unknown": ["--mode", "mode9"], "rank-multiple-0": ["--rank-multiple", "0"]}
+    return [Case(f"demo-{name}", base + extra + ([] if "--out" in extra else ["--out", "{lab}/new/d"]))
+            for name, extra in cases.items()]
+
+
 def cases() -> List[Case]:
     """The whole catalogue."""
     mutations = _mutation_names()
     out = []
     for fw in FRAMEWORKS:
-        out += _plan(fw) + _compress(fw, mutations) + _export(fw) + _inspect(fw)
-    return out + _convert() + _bench() + _train()
+        out += _plan(fw) + _compress(fw, mutations) + _export(fw) + _inspect(fw) + _calibration(fw) + _reduce(fw)
+        out += _eval(fw)
+    return out + _convert() + _bench() + _train() + _demo()

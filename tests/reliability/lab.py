@@ -131,6 +131,11 @@ def make(root: str) -> str:
     formats.write(inf, j("inf_bn.ckpt"))
     np.savez(j("pickled.npz"), **{"conv1.weight": np.array([object()], dtype=object)})
     np.savez(j("strings.npz"), **{k: np.full(v.shape, "x") for k, v in arrays.items()})
+    # calibration data: NaN inputs, the wrong layout, no labels (fine-tuning needs them), non-integer labels
+    np.savez(j("calib_nan.npz"), x=np.full((8, 3, 32, 32), np.nan, np.float32))
+    np.savez(j("calib_shape.npz"), x=np.ones((8, 5, 7), np.float32))
+    np.savez(j("calib_noy.npz"), x=rng.standard_normal((8, 3, 32, 32)).astype(np.float32))
+    np.savez(j("calib_ybad.npz"), x=np.ones((8, 3, 32, 32), np.float32), y=np.full(8, -1.5))
     os.makedirs(j("folder.pt"))
     _write(j("weights.bin"), b"\0" * 64)
     _write(j("afile"), b"a regular file\n")

@@ -96,7 +96,7 @@ def test_resumed_pipeline_reuses_its_decomposition_and_counts_epochs_right(frame
 
     cfg = recipe.namespace(framework=framework, output_path=str(tmp_path / "run"), mode_name="PYNATIVE",
                            dataset="digits", image_size=16, width=4, train_limit=64, eval_limit=32, batch_size=32,
-                           epoch_size=1, finetune_epoch_size=1, rank_quantization=2, eval_batch_size=32, seed=0,
+                           epoch_size=1, finetune_epoch_size=1, rank_multiple=2, eval_batch_size=32, seed=0,
                            progress="false")
     first = []
     summary = pipeline.run(cfg, log=first.append, export=False)

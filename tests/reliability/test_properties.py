@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lrd_core import LRDError, Plan
 from lrd_core.cost import decomposed_cost, layer_macs, layer_params
+from lrd_data import ArrayData
 
 from .lab import KW, SHAPE
 
@@ -128,7 +129,8 @@ SIGNATURES = {
     "rebuild": ("model", "plan"), "save": ("model", "plan", "path"), "load": ("path", "model"),
     "load_numpy": ("model", "arrays"), "load_checkpoint": ("model", "path"), "read_checkpoint": ("path",),
     "write_checkpoint": ("arrays", "path"), "state_to_numpy": ("model",), "count_params": ("model",),
-    "predict": ("model", "inputs"),
+    "predict": ("model", "inputs"), "evaluate": ("model", "data"), "set_frozen": ("model", "frozen"),
+    "with_plan": ("model", "plan"), "load_plan": ("path",),
 }
 
 
@@ -153,6 +155,11 @@ def pools(fw, lab):
         "arrays": [arrays, arrays, nan, {"conv1.weight": np.zeros(3)}, {"conv1.weight": "x"}, None, [], "x", {1: 2}],
         "inputs": [np.zeros((1, 3, 32, 32), np.float32), np.zeros((2, 3, 16, 16)), np.zeros((1, 5)), np.zeros(0),
                    "abc", None, [[1, 2]], np.zeros((1, 1, 32, 32))],
+        "data": [ArrayData(np.zeros((4, 3, 32, 32), np.float32), np.arange(4), 10),
+                 ArrayData(np.zeros((4, 3, 16, 16), np.float32), np.arange(4), 10),
+                 ArrayData(np.zeros((4, 1, 32, 32), np.float32), np.arange(4), 10),
+                 np.zeros((4, 3, 32, 32), np.float32), [(np.zeros((2, 3, 32, 32)), np.zeros(2))], "digits", None, 3],
+        "frozen": [[], ["conv1.weight"], ["nosuch"], "conv1.weight", None, [1], [["x"]], 3, {"fc.weight"}],
     }
 
 
@@ -167,10 +174,13 @@ def check_call(fw, name, args):
         _one_line(exc)
         return "error"
     expect = {"inspect": list, "plan": Plan, "save": str, "read_checkpoint": dict, "write_checkpoint": str,
-              "state_to_numpy": dict, "count_params": int, "predict": np.ndarray}
+              "state_to_numpy": dict, "count_params": int, "predict": np.ndarray, "evaluate": float,
+              "set_frozen": list, "load_plan": Plan}
     if name in expect:
         assert isinstance(out, expect[name]), (name, type(out))
-    elif name in ("compress", "rebuild", "load", "load_numpy", "load_checkpoint"):
+    if name == "evaluate":
+        assert 0.0 <= out <= 1.0
+    elif name in ("compress", "rebuild", "load", "load_numpy", "load_checkpoint", "with_plan"):
         assert isinstance(out, fw.BACKEND.model_type)
     return "ok"
 

@@ -48,17 +48,17 @@ def test_shifted_loader_continues_the_epochs():
 @pytest.mark.parametrize("framework", ["torch", "mindspore"])
 def test_lrd_train_with_basis_skip_epochs(framework, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--framework", framework, "--width", "8", "--epoch_size", "3", "--train_limit", "256",
-                 "--eval_limit", "128", "--batch_size", "32", "--progress", "false", "--seed", "0",
+    code = main(["train", "--framework", framework, "--width", "8", "--epoch_size", "3", "--train_limit", "128",
+                 "--eval_limit", "64", "--batch_size", "32", "--progress", "false", "--seed", "0",
                  "--lr_decay_mode", "cosine", "--basis-layers", r"layer[23]\..*conv2", "--basis-skip-epochs", "2",
                  "--basis_alpha", "0.5", "--basis_beta", "0.25", "--basis-speedup", "true", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "train_summary.json").read_text())
     history = summary["runs"][0]["history"]
     assert [(h["epoch"], h["basis"]) for h in history] == [(1, True), (2, True), (3, False)]
-    lr = epoch_schedule("cosine", 3, 8, 0.05, 0.0, 0.0, 0.0)                 # the whole run's schedule
+    lr = epoch_schedule("cosine", 3, 4, 0.05, 0.0, 0.0, 0.0)                 # the whole run's schedule
     curve = summary["runs"][0]["curve"]
-    assert [c[0] for c in curve][-1] == 24
+    assert [c[0] for c in curve][-1] == 12
     for step, _, _, value in curve:
         assert value == pytest.approx(float(lr[step - 1]), rel=1e-6)        # LR history untouched by the fold
     assert sorted(os.listdir(out / "original_skip"))[0].startswith("ckpt-")
@@ -78,3 +78,21 @@ def test_bad_skip_settings_fail_at_parse_time(overrides, needle):
     with pytest.raises(ConfigError) as info:
         recipe.namespace(**overrides)
     assert needle in str(info.value)
+
+
+def test_basis_layers_from_a_plan_file(tmp_path):
+    from lrd_core import make_plan
+    from lrd_core.layers import LayerInfo
+    from lrd_recipe.options import skip_options
+
+    layers = [LayerInfo(n, "conv2d", 16, 16, k, (1, 1), (k[0] // 2,) * 4, input_hw=(8, 8))
+              for n, k in (("a.conv1", (3, 3)), ("a.conv2", (3, 3)), ("a.proj", (1, 1)), ("b.conv1", (3, 3)))]
+    path = tmp_path / "aware_plan.json"
+    make_plan(layers, mode=None, include=["a.conv2", "a.proj", "b.conv1"], ratio=2.0,
+              skip_unreduced=False).to_json(str(path))
+    cfg = recipe.namespace(basis_layers=[str(path), "a.conv1"], basis_skip_epochs=1, epoch_size=2)
+    assert skip_options(cfg)["include"] == ["a.conv2", "b.conv1", "a.conv1"]        # KxK convs of the plan, in order
+    make_plan(layers, mode=None, include=["a.proj"], ratio=2.0, skip_unreduced=False).to_json(str(path))
+    with pytest.raises(ConfigError) as info:
+        recipe.namespace(basis_layers=[str(path)], basis_skip_epochs=1, epoch_size=2)
+    assert "decomposes no KxK conv" in str(info.value)
