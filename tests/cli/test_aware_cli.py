@@ -6,15 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from lrd_cli.main import main
-from tests.conftest import FRAMEWORKS
+from tests.cli.conftest import run
 
 SMALL = ["--model", "resnet18", "--stem", "cifar", "--num-classes", "10", "--width", "8", "--input-size", "32"]
-
-
-@pytest.fixture(params=FRAMEWORKS)
-def framework(request):
-    return request.param
 
 
 @pytest.fixture
@@ -32,12 +26,6 @@ def checkpoint(tmp_path, framework):
 def cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("LRD_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-def run(argv, capsys):
-    code = main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_data_aware_plan_and_compress_from_the_cache_or_the_data(framework, checkpoint, tmp_path, capsys):

@@ -4,22 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from lrd_cli.main import main, parser
+from lrd_cli.main import parser
 from lrd_core.options import OPTIONS, markdown_table
-from tests.conftest import FRAMEWORKS
+from tests.cli.conftest import run
 
 TINY = ["--model", "resnet18", "--stem", "cifar", "--num-classes", "10", "--width", "16", "--input-size", "32"]
-
-
-@pytest.fixture(params=FRAMEWORKS)
-def framework(request):
-    return request.param
-
-
-def run(argv, capsys):
-    code = main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _parsers():

@@ -5,21 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from lrd_cli.main import main
-from tests.conftest import FRAMEWORKS
+from tests.cli.conftest import run
 
 SMALL = ["--model", "resnet18", "--stem", "cifar", "--num-classes", "10", "--width", "8", "--input-size", "32"]
-
-
-@pytest.fixture(params=FRAMEWORKS)
-def framework(request):
-    return request.param
-
-
-def run(argv, capsys):
-    code = main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_reduce_export_convert(framework, tmp_path, capsys):

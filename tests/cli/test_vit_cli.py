@@ -5,21 +5,9 @@ import os
 
 import pytest
 
-from lrd_cli.main import main
-from tests.conftest import FRAMEWORKS
+from tests.cli.conftest import run
 
 VIT = ["--model", "vit_tiny", "--input-size", "32", "--patch-size", "8", "--depth", "2", "--num-classes", "10"]
-
-
-@pytest.fixture(params=FRAMEWORKS)
-def framework(request):
-    return request.param
-
-
-def run(argv, capsys):
-    code = main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_inspect_shows_transformer_roles_and_modes(framework, capsys):
