@@ -11,11 +11,10 @@ machine the paired ratios of three rounds agree to 1-2%, so most layers stop the
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import Callable, List, Sequence
 
-from .latency import Timing
+from .latency import Timing, start_timings, time_round
 
 ADAPTIVE = True
 LAYER_TOLERANCE = 0.04      # spread of a variant's paired ratios that settles it (search thresholds: 3-5%)
@@ -45,24 +44,9 @@ def adaptive_interleaved(fns: Sequence[Callable[[], object]], warmup: int = 2, m
     fast callables) with between ``min_repeat`` and ``max_repeat`` rounds (see the module docstring)."""
     if not fns:
         return []
-    for _ in range(max(warmup, 1)):
-        for fn in fns:
-            fn()
-    numbers = []
-    for fn in fns:
-        t0 = clock()
-        fn()
-        dt = max(clock() - t0, 1e-7)
-        numbers.append(int(min(max_number, max(1, math.ceil(min_sample_s / dt)))))
-    out = [Timing(number=n) for n in numbers]
-    k = len(fns)
+    out = start_timings(fns, warmup, min_sample_s, max_number, clock)
     for r in range(max(max_repeat, min_repeat)):
         if ADAPTIVE and r >= min_repeat and ratios_settled(out, tol):
             break
-        for j in range(k):
-            i = (j + r) % k
-            t0 = clock()
-            for _ in range(numbers[i]):
-                fns[i]()
-            out[i].samples.append((clock() - t0) * 1000.0 / numbers[i])
+        time_round(fns, out, r, clock)
     return out

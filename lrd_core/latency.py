@@ -97,6 +97,16 @@ def interleaved(fns: Sequence[Callable[[], object]], warmup: int = 2, repeat: in
     """
     if not fns:
         return []
+    out = start_timings(fns, warmup, min_sample_s, max_number, clock)
+    for r in range(repeat):
+        time_round(fns, out, r, clock)
+    return out
+
+
+def start_timings(fns: Sequence[Callable[[], object]], warmup: int, min_sample_s: float, max_number: int,
+                  clock: Callable[[], float]) -> List[Timing]:
+    """Warm ``fns`` up (``warmup`` untimed rounds) and fix each one's calls per sample from one extra call:
+    an empty :class:`Timing` per callable, ready for :func:`time_round`."""
     for _ in range(max(warmup, 1)):
         for fn in fns:
             fn()
@@ -106,17 +116,20 @@ def interleaved(fns: Sequence[Callable[[], object]], warmup: int = 2, repeat: in
         fn()
         dt = max(clock() - t0, 1e-7)
         numbers.append(int(min(max_number, max(1, math.ceil(min_sample_s / dt)))))
-    out = [Timing(number=n) for n in numbers]
+    return [Timing(number=n) for n in numbers]
+
+
+def time_round(fns: Sequence[Callable[[], object]], out: List[Timing], r: int,
+               clock: Callable[[], float]) -> None:
+    """Round ``r``: one sample of every callable, in an order rotated by ``r``, appended to ``out``."""
     k = len(fns)
-    for r in range(repeat):
-        for j in range(k):
-            i = (j + r) % k
-            fn, n = fns[i], numbers[i]
-            t0 = clock()
-            for _ in range(n):
-                fn()
-            out[i].samples.append((clock() - t0) * 1000.0 / n)
-    return out
+    for j in range(k):
+        i = (j + r) % k
+        fn, n = fns[i], out[i].number
+        t0 = clock()
+        for _ in range(n):
+            fn()
+        out[i].samples.append((clock() - t0) * 1000.0 / n)
 
 
 def paired_ratio(variant: Timing, base: Timing) -> float:
