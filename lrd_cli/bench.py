@@ -13,6 +13,7 @@ from lrd_bench import BENCH_MODES, output
 from lrd_core.errors import ConfigError
 from lrd_core.options import add_option
 
+from .common import add_architecture_args
 from .common import device_type as _device
 
 
@@ -41,14 +42,7 @@ def _common(p, framework=True) -> None:
 def _add_model(kinds) -> None:
     p = kinds.add_parser("model", help="original vs compression modes vs auto on one device")
     _common(p)
-    p.add_argument("--model", required=True,
-                   help="resnet18, resnet34, resnet50, resnet101, resnet152, vit_tiny, vit_small, vit_b_16")
-    p.add_argument("--stem", default=None, choices=("imagenet", "cifar"),
-                   help="imagenet (7x7 + max-pool, default) or cifar (3x3, no pool)")
-    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default 1000)")
-    p.add_argument("--width", type=int, default=None, help="base channel width (default 64)")
-    p.add_argument("--patch-size", type=int, default=None, help="ViT patch side (default 16)")
-    p.add_argument("--depth", type=int, default=None, help="ViT transformer blocks (default 12)")
+    add_architecture_args(p)
     p.add_argument("--batch", type=int, default=8, help="batch B of the throughput and training-step timings")
     p.add_argument("--input-size", type=int, default=224, help="input height = width (a ViT is built for it)")
     p.add_argument("--modes", default="original,vanilla,mode3,auto",

@@ -24,19 +24,24 @@ def device_type(text: str) -> str:
 def add_model_args(p, checkpoint: bool = True) -> None:
     p.add_argument("--framework", default="mindspore", choices=FRAMEWORKS,
                    help="mindspore (default) or torch")
+    add_architecture_args(p)
+    p.add_argument("--input-size", type=int, default=None,
+                   help="input height = width (default 224); a ViT is built for this image_size")
+    if checkpoint:
+        p.add_argument("--checkpoint", default=None,
+                       help="trained weights: .ckpt (MindSpore), .pt/.pth (torch) or .npz; converted as needed")
+
+
+def add_architecture_args(p) -> None:
+    """``--model`` and the builder options of the registered networks (stem, classes, width, ViT patch/depth)."""
     p.add_argument("--model", required=True,
                    help="resnet18, resnet34, resnet50, resnet101, resnet152, vit_tiny, vit_small, vit_b_16")
     p.add_argument("--stem", default=None, choices=("imagenet", "cifar"),
                    help="imagenet (7x7 + max-pool, default) or cifar (3x3, no pool)")
     p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default 1000)")
     p.add_argument("--width", type=int, default=None, help="base channel width (default 64)")
-    p.add_argument("--input-size", type=int, default=None,
-                   help="input height = width (default 224); a ViT is built for this image_size")
     p.add_argument("--patch-size", type=int, default=None, help="ViT patch side (default 16; 4 for 32x32 images)")
     p.add_argument("--depth", type=int, default=None, help="ViT: number of transformer blocks (default 12)")
-    if checkpoint:
-        p.add_argument("--checkpoint", default=None,
-                       help="trained weights: .ckpt (MindSpore), .pt/.pth (torch) or .npz; converted as needed")
 
 
 def model_kwargs(args, defaults: Optional[dict] = None, fw=None) -> dict:
