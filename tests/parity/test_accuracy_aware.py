@@ -81,7 +81,10 @@ def test_error_allocation_with_auto_keeps_to_faster_layers(fw, cache_dir):
         plan = fw.plan(model, rank_selection="error", budget=1.3, calibration=images(48, hw=32), **kw)
     except ConfigError as exc:          # too few layers measured faster for the budget (timing-dependent)
         reach = smallest_reach(fw, model, auto)
-        assert reach < 1.3 and f"the smallest candidates reach {reach:.3g}x" in str(exc)
+        if not auto.decomposed():       # no layer was measured faster: nothing to allocate ranks to
+            assert "found no SVD/Tucker-2 layer" in str(exc)
+        else:
+            assert reach < 1.3 and f"the smallest candidates reach {reach:.3g}x" in str(exc)
         return
     faster = {lp.name: lp.ranks for lp in auto.decomposed()}
     for lp in plan.decomposed():
