@@ -13,6 +13,9 @@ generalised to ranks), for any backend. The numerics are :mod:`lrd_core.pareto`.
    (``budget_kind`` params / macs: reduction at least; latency: speed-up at least), verified with a
    real evaluation and a whole-network timing; estimated vs measured numbers go to ``meta.pareto``
    with the front and the fixed modes' additive estimates (for the plot).
+6. With a params / MACs budget the pick is raced, whole network against whole network, with the fixed
+   modes meeting the same budget, and replaced by an estimated-faster point when it measures slower
+   (:mod:`.pareto_race`; ``verify=False`` skips it); the attempts go to ``meta.pareto.race``.
 """
 from __future__ import annotations
 
@@ -122,10 +125,32 @@ def _model_ms(backend, model, input_shape, cfg: PlanConfig, phases, threads) -> 
     return total
 
 
-def _pick(front, cfg: PlanConfig, size_kind: str) -> P.Point:
+def _budget(cfg: PlanConfig) -> Tuple[str, float]:
+    """The pick's kind and bound: a latency budget is a speed-up, a params / MACs budget a reduction."""
     if cfg.budget_kind == "latency":
-        return P.pick(front, 1.0 / cfg.budget, "latency")
-    return P.pick(front, cfg.budget, "params")
+        return "latency", 1.0 / cfg.budget
+    return "params", cfg.budget
+
+
+def _race(backend, model, input_shape, cfg: PlanConfig, infos, tables, front, point, base_ms, base_size, phases,
+          options):
+    """The pick raced against the fixed modes at the same size budget (:mod:`.pareto_race`)."""
+    from . import pareto_race as R
+
+    refs = R.references(fixed_indices(infos, tables, cfg), tables, base_ms, base_size, cfg.budget,
+                        "params")
+    if not refs:
+        return point, None, None
+    finals = [i for i in infos if i.role.is_final_dense]
+    timer = R.race_timer(backend, model, input_shape, cfg.device, phases, options.get("threads"),
+                         num_classes=finals[0].out_channels if finals else None)
+    kind, bound = _budget(cfg)
+    ok = P.PICKS[kind][0]
+
+    def to_plan(index):
+        chosen = {t.name: t.options[j] for t, j in zip(tables, index) if t.options[j].method != "none"}
+        return _plan(infos, cfg, chosen, tables, input_shape, backend.name)
+    return R.race(front, point, lambda p: ok(p, bound), refs, to_plan, timer, options.get("log"))
 
 
 def pareto_plan(backend, model, input_shape, cfg: PlanConfig, calibration, evaluate, progress, options) -> Plan:
@@ -175,10 +200,15 @@ def pareto_plan(backend, model, input_shape, cfg: PlanConfig, calibration, evalu
     tables = P.measure_sensitivity(choices, run, baseline=baseline, max_proxy=cfg.pareto_max_error)
     evaluations = sum(len(t.options) - 1 for t in tables)
     front = P.pareto_front(tables, base_ms, base_size, resolution=FRONT_RESOLUTION)
-    point = _pick(front, cfg, size_kind)
+    kind, bound = _budget(cfg)
+    point = P.pick(front, bound, kind)
+    ratios, race = None, None
+    if cfg.verify and cfg.budget_kind != "latency":     # measured against the fixed modes at the same size
+        point, ratios, race = _race(backend, model, input_shape, cfg, infos, tables, front, point, base_ms,
+                                    base_size, phases, options)
     selection = point.selection(tables)
     plan = _plan(infos, cfg, selection, tables, input_shape, backend.name)
-    measured = _verify(backend, model, plan, run, selection, baseline, input_shape, cfg, phases, options)
+    measured = _verify(backend, model, plan, run, selection, baseline, input_shape, cfg, phases, options, ratios)
     plan.meta["pareto"] = {
         "baseline": baseline, "budget": cfg.budget, "budget_kind": cfg.budget_kind, "size": size_kind,
         "phases": phases, "base_latency_ms": round(base_ms, 4), "base_size": base_size, "evaluations": evaluations,
@@ -188,6 +218,7 @@ def pareto_plan(backend, model, input_shape, cfg: PlanConfig, calibration, evalu
         "tables": {t.name: [{"option": c.label(), "drop": round(c.drop, 6), "latency_ms": round(c.latency, 4),
                              "size": c.params, "proxy": None if c.proxy is None else round(c.proxy, 5)}
                             for c in t.options[1:]] for t in tables},
+        "race": race,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     if cal is not None:
@@ -218,11 +249,16 @@ def _plan(infos, cfg: PlanConfig, selection: Dict[str, P.Choice], tables, input_
     return Plan(config=cfg, layers=layers, meta={"framework": framework, "input_shape": list(input_shape)})
 
 
-def _verify(backend, model, plan: Plan, run, selection, baseline, input_shape, cfg, phases, options) -> dict:
-    """The chosen plan evaluated for real and the whole network timed against the original."""
+def _verify(backend, model, plan: Plan, run, selection, baseline, input_shape, cfg, phases, options,
+            ratios=None) -> dict:
+    """The chosen plan evaluated for real and the whole network timed against the original (unless the
+    race against the fixed modes has timed it already: ``ratios``)."""
     from .timing import model_verifier
 
     metric = P._metric(run(selection))[0]
+    if ratios is not None:
+        return {"metric": metric, "drop": baseline - metric,
+                "latency_ratios": {k: round(float(v), 4) for k, v in ratios.items()}}
     ratios = {}
     if plan.decomposed():
         verify = model_verifier(backend, model, input_shape, cfg.device, phases, options.get("threads"))
@@ -238,6 +274,16 @@ def _front_rows(front) -> List[List[float]]:
 def _fixed_modes(infos, tables, cfg: PlanConfig, base_ms, base_size) -> Dict[str, dict]:
     """Additive estimates of the fixed modes at ``cfg.ratio`` (the layers a mode selects, at the PR rank of
     ``ratio`` where that is one of their candidates)."""
+    out = {}
+    for mode, index in fixed_indices(infos, tables, cfg).items():
+        p = P.estimate(tables, index, base_ms, base_size)
+        out[mode] = {"drop": p.drop, "latency_ratio": p.latency_ratio, "size_ratio": p.params_ratio,
+                     "layers": sum(1 for j in index if j)}
+    return out
+
+
+def fixed_indices(infos, tables, cfg: PlanConfig) -> Dict[str, List[int]]:
+    """``{mode: option index per table}`` of every fixed mode that decomposes a candidate layer."""
     by_name = {i.name: i for i in infos}
     target = {}
     d = cfg.to_dict()
@@ -253,9 +299,7 @@ def _fixed_modes(infos, tables, cfg: PlanConfig, base_ms, base_size) -> Dict[str
             j = next((k for k, c in enumerate(t.options) if want and (c.method, tuple(c.ranks)) == want), 0)
             index.append(j)
         if any(index):
-            p = P.estimate(tables, index, base_ms, base_size)
-            out[mode] = {"drop": p.drop, "latency_ratio": p.latency_ratio, "size_ratio": p.params_ratio,
-                         "layers": sum(1 for j in index if j)}
+            out[mode] = index
     return out
 
 

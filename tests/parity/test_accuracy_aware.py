@@ -113,6 +113,10 @@ def test_pareto_search_picks_verifies_and_plots(fw, cache_dir, tmp_path):
     assert 1 / par["estimated"]["size_ratio"] >= 1.2
     assert set(par["fixed_modes"]) >= {"vanilla", "mode3"} and par["front"]
     assert par["measured"]["drop"] == pytest.approx(1.0 - par["measured"]["metric"])
+    race = par["race"]                          # timed against the fixed modes meeting the same budget
+    kept = race["attempts"][(race["accepted"] or 1) - 1]
+    assert par["measured"]["latency_ratios"] == kept["ratios"]
+    assert kept["size_ratio"] == pytest.approx(par["estimated"]["size_ratio"], abs=1e-5)
     chosen = plan.decomposed()
     assert chosen and all(lp.data_aware for lp in chosen)
     assert all(not lp.name.startswith(("layer1", "layer2", "layer3")) for lp in chosen)

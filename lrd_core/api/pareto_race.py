@@ -1,0 +1,108 @@
+"""``mode="pareto"``'s measured check against the fixed modes at the same budget.
+
+The front's latencies are additive per-layer estimates: a layer timed alone is not the same layer
+inside the network (caches, fused neighbours, framework overhead per op), so a point estimated faster
+than mode3 can measure slower. Before a point is returned it is therefore raced, whole network against
+whole network, with the fixed modes that meet the same size budget:
+
+1. the fixed modes whose estimated size meets the budget (within :data:`SIZE_SLACK`) are the
+   references; the original, the references and the candidate are timed interleaved in every phase
+   of the objective, and each is scored by its objective time (the phases' ratios weighted by the
+   original's milliseconds);
+2. the candidate is accepted when it is not slower than the fastest reference;
+3. otherwise the next candidate is the least-drop point under the budget whose *estimated* latency is
+   below the rejected one's by at least the measured gap (rejected minus reference; if there is none,
+   the least-drop point estimated faster at all), up to :data:`ATTEMPTS` candidates; when none is accepted the first (least drop) point is kept and the plan
+   says so.
+
+Every attempt (estimated and measured) is recorded in ``meta.pareto.race``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence
+
+from .. import pareto as P
+from ..latency import parse_phase
+
+ATTEMPTS = 4
+SIZE_SLACK = 1.02
+MIN_ESTIMATE_GAIN = 1e-6
+
+
+def references(fixed: Dict[str, List[int]], tables, base_ms: float, base_size: float, budget: float,
+               size_kind: str) -> Dict[str, List[int]]:
+    """The fixed modes meeting the size budget (estimated), one per distinct layer selection."""
+    out, seen = {}, set()
+    for mode, index in fixed.items():
+        p = P.estimate(tables, index, base_ms, base_size)
+        if 1.0 / p.params_ratio * SIZE_SLACK >= budget and tuple(index) not in seen:
+            seen.add(tuple(index))
+            out[mode] = index
+    return out
+
+
+def objective_time(ratios: Dict[str, float], base: Dict[str, float]) -> float:
+    """The phases' ratios weighted by the original's milliseconds (1.0 = as fast as the original)."""
+    total = sum(base.values())
+    return sum(ratios[k] * base[k] for k in base) / total
+
+
+def race_timer(backend, model, input_shape, device: str, phases: Sequence[str], threads=None, repeat: int = 5,
+               num_classes: Optional[int] = None) -> Callable:
+    """``time(plans) -> (base_ms {phase: ms}, [{phase: ratio} per plan])``: the original and every plan's
+    network timed interleaved (random factor weights: only their speed matters)."""
+    from .timing import measure_latency, with_plan
+
+    def run(plans):
+        variants = [with_plan(backend, model, plan) for plan in plans]
+        base, out = {}, [dict() for _ in plans]
+        for key in phases:
+            phase, batch = parse_phase(key)
+            shape = (batch,) + tuple(input_shape[1:])
+            res = measure_latency(backend, [model] + variants, shape, device, phase, warmup=1, repeat=repeat,
+                                  threads=threads, num_classes=num_classes if phase == "train" else None)
+            base[key] = res[0].median_ms
+            for d, r in zip(out, res[1:]):
+                d[key] = float(r.ratio)
+        return base, out
+    return run
+
+
+def race(front: Sequence[P.Point], first: P.Point, feasible: Callable[[P.Point], bool],
+         refs: Dict[str, List[int]], to_plan: Callable, timer: Callable, log=None):
+    """Race ``first`` (then estimated-faster points) against the reference modes; see the module docstring.
+
+    Returns ``(point, ratios of the point, record)``.
+    """
+    say = log or (lambda line: None)
+    ref_plans = {mode: to_plan(index) for mode, index in refs.items()}
+    tried: List[dict] = []
+    point, best_ref, ref_score = first, None, None
+    chosen = (first, None)
+    for attempt in range(ATTEMPTS):
+        names = list(ref_plans) if best_ref is None else [best_ref]
+        base, ratios = timer([ref_plans[m] for m in names] + [to_plan(point.index)])
+        scores = {m: objective_time(r, base) for m, r in zip(names, ratios)}
+        if best_ref is None:
+            best_ref = min(scores, key=scores.get)
+        ref_score = scores[best_ref]
+        mine = objective_time(ratios[-1], base)
+        tried.append({"drop_estimated": round(point.drop, 6), "latency_estimated": round(point.latency_ratio, 5),
+                      "size_ratio": round(point.params_ratio, 5), "measured": round(mine, 4),
+                      "ratios": {k: round(v, 4) for k, v in ratios[-1].items()},
+                      "reference": best_ref, "reference_measured": round(ref_score, 4),
+                      "reference_ratios": {k: round(v, 4) for k, v in ratios[names.index(best_ref)].items()}})
+        say(f"  pareto check {attempt + 1}/{ATTEMPTS}: estimated drop {point.drop:.4f}, latency "
+            f"{point.latency_ratio:.3f}x (estimated) / {mine:.3f}x (measured) against {best_ref} {ref_score:.3f}x")
+        if attempt == 0:
+            chosen = (point, ratios[-1])
+        if mine <= ref_score:
+            return point, ratios[-1], {"accepted": attempt + 1, "attempts": tried}
+        faster = [p for p in front if feasible(p) and p.latency_ratio < point.latency_ratio - MIN_ESTIMATE_GAIN]
+        if not faster:
+            break
+        cap = point.latency_ratio - (mine - ref_score)       # the measured gap, moved onto the estimate
+        faster = [p for p in faster if p.latency_ratio < cap] or faster
+        point = min(faster, key=lambda p: (p.drop, p.latency_ratio, p.params))
+    say(f"  pareto: no point under the budget measured faster than {best_ref}; keeping the least-drop point")
+    return chosen[0], chosen[1], {"accepted": None, "attempts": tried}
