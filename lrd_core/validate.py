@@ -390,11 +390,13 @@ def check_geometry(plan, infos: Sequence, input_shape=None, source: str = "the p
                                     f"({got.unsupported}); re-plan with `lrd plan`")
 
 
-def check_input_size(infos: Sequence, input_shape) -> None:
+def check_input_size(infos: Sequence, input_shape, fits=None) -> None:
     """Refuse an input too small for the network (ConfigError naming the layer and a size that works).
 
     A layer with stride s needs at least s input positions per side (else the network has run out of
     resolution: downsampling a 1x1 map); a kernel needs a padded input at least as large as itself.
+    ``fits(side) -> bool``, when given, checks the suggested side on the network itself (the estimate
+    is doubled until it fits), so the message names a size that works the first time.
     """
     shape = "x".join(map(str, input_shape))
     for info in infos:
@@ -407,10 +409,28 @@ def check_input_size(infos: Sequence, input_shape) -> None:
         if h + ph < span[0] or w + pw < span[1] or short > 1:
             hint = ""
             if len(input_shape) == 4 and short > 1:
-                hint = f" (about {math.ceil(short * max(input_shape[2:]))} or more)"
+                side = _size_that_fits(infos, input_shape)
+                for _ in range(4 if fits is not None else 0):
+                    if fits(side):
+                        break
+                    side *= 2
+                hint = f" ({side} or more)" if fits is not None and fits(side) else f" (about {side} or more)"
             need = f"stride {_show(info.stride)}" if short > 1 else f"kernel {_show(info.kernel)}"
             raise ConfigError(f"input {shape} is too small for this network: layer {info.name} ({need}) would "
                               f"see a {h}x{w} input; use a larger input size{hint}")
+
+
+def _size_that_fits(infos: Sequence, input_shape) -> int:
+    """An input side every strided layer gets at least ``stride`` positions from: each layer's
+    downsampling so far is estimated as input side / its input side, the worst layer decides (the
+    first failing layer alone can suggest a size a deeper layer still refuses)."""
+    side = max(input_shape[2:])
+    need = side
+    for info in infos:
+        if info.kind == "conv2d" and not info.unsupported:
+            for s, n in zip(info.stride, info.input_hw):
+                need = max(need, math.ceil(s * side / max(n, 1)))
+    return int(need)
 
 
 # ------------------------------------------------------------------------------------------ manual ranks

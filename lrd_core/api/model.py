@@ -60,8 +60,19 @@ def layer_infos(backend, model, example) -> "list[LayerInfo]":
         raise validate.ModelRunError(f"the model does not run on an input of shape {'x'.join(map(str, shape))} "
                                      f"({type(exc).__name__}: {first}); give the input size the model takes") from None
     infos = roles.layer_infos(trace, [(name, backend.geometry(layer)) for name, layer in backend.named_layers(model)])
-    validate.check_input_size(infos, shape)
+    validate.check_input_size(infos, shape, fits=lambda side: _fits(backend, model, shape[:2] + (side, side)))
     return infos
+
+
+def _fits(backend, model, shape) -> bool:
+    """Whether the network takes an input of ``shape`` (for the size a too-small input's error suggests)."""
+    try:
+        trace = backend.record(model, shape)
+        infos = roles.layer_infos(trace, [(n, backend.geometry(l)) for n, l in backend.named_layers(model)])
+        validate.check_input_size(infos, shape)
+    except Exception:  # noqa: BLE001 - any failure means this size does not fit
+        return False
+    return True
 
 
 def plan(backend, model, input_shape=(1, 3, 224, 224), calibration=None, evaluate=None, progress=None,

@@ -2,6 +2,7 @@
 too small for the network, degenerate matrices, NaN weights, framework of a training checkpoint."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -51,9 +52,14 @@ def test_edited_ranks_get_recomputed_costs_and_totals(lab, fw):
 def test_inputs_too_small_for_the_network_are_refused_by_structure(fw):
     imagenet = fw.models.resnet18(num_classes=10, stem="imagenet", width=4, seed=0)
     with pytest.raises(ConfigError, match=r"input 1x3x16x16 is too small for this network: layer layer4\.0\.conv1 "
-                                          r"\(stride 2x2\) would see a 1x1 input.*about 32 or more"):
+                                          r"\(stride 2x2\) would see a 1x1 input.*\(32 or more\)"):
         fw.inspect(imagenet, input_shape=(1, 3, 16, 16))
     assert len(fw.inspect(imagenet, input_shape=(1, 3, 32, 32))) == 21            # 32 -> 16 -> 8 -> 8 -> 4 -> 2 -> 1
+    for side in (3, 4, 9, 13, 15):                                              # the size suggested works at once
+        with pytest.raises(ConfigError, match=r"\(\d+ or more\)") as err:
+            fw.inspect(imagenet, input_shape=(1, 3, side, side))
+        hint = int(re.search(r"\((\d+) or more\)", str(err.value)).group(1))
+        assert len(fw.inspect(imagenet, input_shape=(1, 3, hint, hint))) == 21, (side, hint)
     cifar = fw.models.resnet18(**KW, seed=0)
     infos = fw.inspect(cifar, input_shape=(1, 3, 8, 8))                          # 8 -> 8 -> 4 -> 2 -> 1: fine
     assert {i.name: i.input_hw for i in infos}["layer4.0.conv1"] == (2, 2)
