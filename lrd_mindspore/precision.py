@@ -50,3 +50,33 @@ def scaled_step(cfg: PrecisionConfig):
             return loss, correct
 
     return ScaledTrainStep
+
+
+def sinking(cfg: PrecisionConfig, steps_per_epoch: int, freeze, save_every_steps: int, log_every: int,
+            teacher=None, say=None, native: bool = False) -> int:
+    """Steps per sunk chunk for :func:`lrd_mindspore.train.fit` (0: step by step).
+
+    Checks the run against the sink size (:func:`lrd_core.precision.sink_steps`) wherever it runs, so an
+    Ascend config fails on a CPU try-out too; where MindSpore cannot sink (CPU, PyNative) ``say`` gets
+    one line and 0 is returned. A native MindSpore dataset sinks with one train cell only (its pipeline
+    cannot be split per freezing phase, and MindSpore ties a dataset to one ``Model``).
+    """
+    from lrd_core.errors import ConfigError
+    from lrd_core.precision import sink_steps
+
+    from .sink import sink_unsupported
+
+    sink = sink_steps(cfg, steps_per_epoch, freeze, save_every_steps, log_every)
+    if sink and teacher is not None:
+        raise ConfigError("dataset_sink_mode with distillation: the teacher runs on the host every step; set "
+                          "dataset_sink_mode false")
+    if sink and native and freeze is not None and freeze.policy == "sequential":
+        raise ConfigError("dataset_sink_mode with freeze sequential needs lrd's Loader data (data_backend loader): "
+                          "a native MindSpore dataset cannot be split per freezing phase; or set dataset_sink_mode "
+                          "false")
+    reason = sink_unsupported() if sink else ""
+    if reason:
+        if say:
+            say(reason)
+        return 0
+    return sink

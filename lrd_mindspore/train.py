@@ -1,11 +1,11 @@
 """Training and evaluation for MindSpore: ``ms.train.Model`` with callbacks, GRAPH-mode train steps,
 factor freezing, resumable checkpoints, data parallelism.
 
-``fit`` drives ``ms.train.Model`` (non-sink mode) over a network that dispatches every step to
-the compiled train cell of the current freezing phase (:class:`PhaseSteps`: one optimizer over
-the phase's trainable parameters + one ``TrainStep`` per phase, cached; all phase optimizers
-share the momentum buffers and the step counter that indexes the LR array). Options, logs and
-checkpoint layout match :mod:`lrd_torch.train`.
+``fit`` drives ``ms.train.Model`` (non-sink mode; sinking: :mod:`lrd_mindspore.sink`) over a network
+that dispatches every step to the compiled train cell of the current freezing phase
+(:class:`PhaseSteps`: one optimizer over the phase's trainable parameters + one ``TrainStep`` per
+phase, cached; all phase optimizers share the momentum buffers and the step counter that indexes the
+LR array). Options, logs and checkpoint layout match :mod:`lrd_torch.train`.
 """
 from __future__ import annotations
 
@@ -265,6 +265,9 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
     dataset (``lrd_mindspore.data.imagenet`` / ``cifar10``), and ``callbacks`` are extra MindSpore
     callbacks passed to ``Model.train``. Use GRAPH mode (``ms.set_context(mode=ms.GRAPH_MODE)``)
     for speed; PyNative works too.
+    ``precision={"dataset_sink_mode": True, "sink_size": n}`` sinks ``n`` steps per device call on
+    Ascend / GPU in GRAPH mode (:mod:`lrd_mindspore.sink`; ``on_step`` and ``callbacks`` then run at
+    chunk ends); elsewhere one line is logged and training runs step by step.
     """
     ctx = dist or D.context()
     freeze = freezing.as_freeze_config(freeze)
@@ -292,6 +295,9 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
                               "train the student in float32 (amp_level O0, loss_scale_type none)")
         from .precision import apply_amp, scaled_step
         apply_amp(net, precision)
+    from .precision import sinking
+    sink = sinking(precision, steps_per_epoch, freeze, save_every_steps, log_every, teacher,
+                   log if ctx.is_main else None, native)
     steps = PhaseSteps(net, loss_fn, lr, momentum, weight_decay, optimizer)
     if precision.scaled:
         steps.step_cls = scaled_step(precision)
@@ -316,11 +322,14 @@ def fit(net: nn.Cell, data, lr: Sequence[float], epochs: int, batch_size: int = 
     model = Model(switch)
     cbs = [_Driver(run)] + list(callbacks)
     try:
-        if state.step_in_epoch and not state.finished:       # finish the interrupted epoch first
+        if sink and not state.finished:                      # dataset_sink_mode: one Model.train per phase
+            from .sink import sink_driver, train_sunk
+            train_sunk(run, data, native, loader, sink, [sink_driver(_Driver)(run, per_rank)] + list(callbacks))
+        elif state.step_in_epoch and not state.finished:     # finish the interrupted epoch first
             rest = steps_per_epoch - state.step_in_epoch
             part = data.take(rest) if native else from_loader(loader, state.global_step, rest)
             model.train(state.epoch + 1, part, callbacks=cbs, dataset_sink_mode=False, initial_epoch=state.epoch)
-        if not state.finished:
+        if not state.finished and not sink:
             full = data if native else from_loader(loader, state.global_step)
             model.train(epochs, full, callbacks=cbs, dataset_sink_mode=False, initial_epoch=state.epoch)
     finally:

@@ -87,9 +87,11 @@ SCHEMA: Dict[str, Tuple[object, str]] = {
     "loss_scale": (1024.0, "(initial) loss scale"),
     "scale_factor": (2, "dynamic loss scale: divided by this on overflow, multiplied after scale_window steps"),
     "scale_window": (1000, "dynamic loss scale: finite steps before the scale grows"),
-    "dataset_sink_mode": (False, "sink steps to the device (not supported by lrd's step-driven trainers: "
-                                 "freezing phases, checkpoints and the per-step LR)"),
-    "sink_size": (-1, "steps per sink (-1 = the whole epoch)"),
+    "dataset_sink_mode": (False, "MindSpore on Ascend / GPU in GRAPH mode: run sink_size steps per device call "
+                                 "(one Model.train per freezing phase); CPU, PyNative and torch train step by step "
+                                 "with one log line"),
+    "sink_size": (-1, "steps per sink (-1 = the whole epoch); must divide the epoch, and freeze_every (unit step), "
+                      "save_every_steps and log_every must be multiples of it"),
     # ---------------------------------------------------------------- decomposition (Table 4)
     "compression_mode": ("mode3", "vanilla, mode1..mode5 or all (YAML key and flag: mode)"),
     "rank_selection": ("pr", "pr, evbmf (alias vbmf), energy or error (ranks allocated by output error under "

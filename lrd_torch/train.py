@@ -132,6 +132,9 @@ def mixed_precision(precision, device, say=None) -> _Amp:
     if cfg.scaled and device.type != "cuda" and say:
         say(f"loss scaling ({cfg.loss_scale_type}) skipped: torch's GradScaler needs CUDA, and bfloat16 autocast "
             f"on CPU keeps float32's exponent range")
+    if cfg.dataset_sink_mode and say:
+        say("dataset_sink_mode ignored: torch has no dataset sinking (a MindSpore Ascend / GPU setting); "
+            "training step by step")
     return _Amp(cfg, device)
 
 

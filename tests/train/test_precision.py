@@ -42,7 +42,7 @@ def test_mixed_precision_with_dynamic_loss_scale_trains(fw):
 @pytest.mark.parametrize("bad, message", [
     ({"amp_level": "O4"}, "amp_level 'O4': choose one of O0, O1, O2, O3"),
     ({"loss_scale_type": "auto"}, "loss_scale_type 'auto'"),
-    ({"dataset_sink_mode": True}, "dataset_sink_mode: lrd's trainers drive freezing phases"),
+    ({"dataset_sink_mode": True, "sink_size": -3}, "sink_size must be -1 (whole epoch) or > 0, got -3"),
     ({"sink_size": 0}, "sink_size must be -1"),
 ])
 def test_bad_precision_settings(bad, message):
