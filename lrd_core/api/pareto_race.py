@@ -12,7 +12,8 @@ whole network, with the fixed modes that meet the same size budget:
 2. the candidate is accepted when it is not slower than the fastest reference;
 3. otherwise the next candidate is the least-drop point under the budget whose *estimated* latency is
    below the rejected one's by at least the measured gap (rejected minus reference; if there is none,
-   the least-drop point estimated faster at all), up to :data:`ATTEMPTS` candidates; when none is accepted the first (least drop) point is kept and the plan
+   the least-drop point estimated faster at all), and still estimated more accurate than every
+   reference, up to :data:`ATTEMPTS` candidates; when none is accepted the first (least drop) point is kept and the plan
    says so.
 
 Every attempt (estimated and measured) is recorded in ``meta.pareto.race``.
@@ -69,9 +70,11 @@ def race_timer(backend, model, input_shape, device: str, phases: Sequence[str], 
 
 
 def race(front: Sequence[P.Point], first: P.Point, feasible: Callable[[P.Point], bool],
-         refs: Dict[str, List[int]], to_plan: Callable, timer: Callable, log=None):
+         refs: Dict[str, List[int]], to_plan: Callable, timer: Callable, log=None, max_drop: float = float("inf")):
     """Race ``first`` (then estimated-faster points) against the reference modes; see the module docstring.
 
+    ``max_drop``: the replacements must stay estimated more accurate than this (the references' least
+    estimated drop: a point that gives up that advantage no longer beats them).
     Returns ``(point, ratios of the point, record)``.
     """
     say = log or (lambda line: None)
@@ -98,7 +101,8 @@ def race(front: Sequence[P.Point], first: P.Point, feasible: Callable[[P.Point],
             chosen = (point, ratios[-1])
         if mine <= ref_score:
             return point, ratios[-1], {"accepted": attempt + 1, "attempts": tried}
-        faster = [p for p in front if feasible(p) and p.latency_ratio < point.latency_ratio - MIN_ESTIMATE_GAIN]
+        faster = [p for p in front if feasible(p) and p.drop < max_drop
+                  and p.latency_ratio < point.latency_ratio - MIN_ESTIMATE_GAIN]
         if not faster:
             break
         cap = point.latency_ratio - (mine - ref_score)       # the measured gap, moved onto the estimate

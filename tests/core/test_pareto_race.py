@@ -85,3 +85,16 @@ def test_no_point_beats_the_reference_keeps_the_least_drop_pick():
     assert point == first and record["accepted"] is None
     assert 1 < len(record["attempts"]) <= R.ATTEMPTS
     assert ratios == {"infer@1": 0.9, "train@8": 0.9}
+
+
+def test_replacements_stay_more_accurate_than_the_references():
+    # every point but the (fast) reference measures slow; the only estimated-faster points under the budget
+    # lose the accuracy advantage over the reference, so the race stops and keeps the least-drop pick
+    ts, front, feasible, first, refs, timer = setup(lambda index: 0.1 if index == (0, 2, 2) else 0.9,
+                                                    refs={"mode3": [0, 2, 2]})
+    ref_drop = 0.1                                      # as if the reference were estimated this accurate
+    point, _, record = R.race(front, first, feasible, refs, tuple, timer, max_drop=ref_drop)
+    assert point == first and record["accepted"] is None
+    assert [a["drop_estimated"] for a in record["attempts"]] == pytest.approx([0.06, 0.06, 0.09])   # then none < 0.1
+    unbounded = R.race(front, first, feasible, refs, tuple, Timer(timer.measured))[2]
+    assert any(a["drop_estimated"] >= ref_drop for a in unbounded["attempts"])
