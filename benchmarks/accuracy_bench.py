@@ -16,8 +16,11 @@ two networks timed interleaved.
 ``resnet50``: calibration + data-aware planning of ResNet-50 at 224 on N images (random inputs: the time does
 not depend on them), beside a plain forward pass over the same images.
 
-``auto-cold``: the cold hardware-aware search of ResNet-50 with fixed timing rounds (before) and with
-sequential sampling (``lrd_core.adaptive_timing``), alternating, each with a fresh latency cache.
+``auto-cold``: the cold hardware-aware search of ResNet-50 with the default timing (``lrd_core.adaptive_timing``
+mode "lean": the timed warm-up round kept as a provisional sample) against ``--compare`` ("sequential": the
+earlier default, untimed warm-up and calibration calls; or "fixed" rounds), alternating, each with a fresh
+latency cache; prints and stores per search the wall time, the layer timing, the whole-network check and the
+time before the timing starts.
 """
 from __future__ import annotations
 
@@ -124,7 +127,7 @@ def pareto(args) -> dict:
         lat[f"{phase}@{batch}"] = {"original_ms": res[0].median_ms, "mode3": res[1].ratio, "pareto": res[2].ratio}
     out = {"framework": args.framework, "budget": par.config.budget, "pareto_seconds": round(seconds, 1),
            "estimated": par.meta["pareto"]["estimated"], "measured": par.meta["pareto"]["measured"],
-           "fixed_modes": par.meta["pareto"]["fixed_modes"], "latency": lat}
+           "fixed_modes": par.meta["pareto"]["fixed_modes"], "race": par.meta["pareto"]["race"], "latency": lat}
     for name, (m, plan, acc) in nets.items():
         tt = plan.totals
         out[name] = {"accuracy": acc, "layers": len(plan.decomposed()), "params": tt["params_after"],
@@ -171,33 +174,50 @@ def resnet50(args) -> dict:
 
 
 def auto_cold(args) -> dict:
+    """The default timing (``adaptive_timing.MODE``, "lean") against ``--compare`` (the earlier default,
+    "sequential", or "fixed" rounds), alternating, each search with a fresh latency cache."""
     from lrd_core import adaptive_timing
 
     fw = import_module("lrd_" + args.framework)
     model = fw.models.create_model("resnet50", seed=0)
+    default, other = adaptive_timing.MODE, args.compare
+    print(f"auto-cold {args.framework}: default timing {default!r} against {other!r}, {args.rounds} round(s) each, "
+          f"threads {args.threads}", flush=True)
     rows = []
     for k in range(args.rounds):
-        for adaptive in ((False, True) if k % 2 == 0 else (True, False)):
-            adaptive_timing.ADAPTIVE = adaptive
+        for mode in ((other, default) if k % 2 == 0 else (default, other)):
+            adaptive_timing.MODE = mode
             cache = os.path.join(tempfile.mkdtemp(prefix="lrd-cold-"), "latency.json")
+            stamps = []
             t0 = time.perf_counter()
-            plan = fw.plan(model, input_shape=(1, 3, 224, 224), mode="auto", device="CPU", budget=args.budget,
-                           ratio=3.0, rank_multiple=32, profile_batch=args.batch, cache_path=cache,
-                           threads=args.threads)
+            try:
+                plan = fw.plan(model, input_shape=(1, 3, 224, 224), mode="auto", device="CPU", budget=args.budget,
+                               ratio=3.0, rank_multiple=32, profile_batch=args.batch, cache_path=cache,
+                               threads=args.threads, log=lambda line: stamps.append((time.perf_counter(), line)))
+            finally:
+                adaptive_timing.MODE = default
+            end = time.perf_counter()
             auto = plan.meta["auto"]
-            row = {"adaptive": adaptive, "seconds": round(time.perf_counter() - t0, 1),
+            checks = [t for t, line in stamps if line.startswith("auto: whole-network check")]
+            first = next((t for t, line in stamps if line.startswith("auto: timing ")), t0)
+            row = {"timing_mode": mode, "default": mode == default, "seconds": round(end - t0, 1),
                    "profile_seconds": auto["profile"]["measure_seconds"],
+                   "verify_seconds": round((checks[-1] if checks else end) - max(
+                       [t for t, line in stamps if line.startswith("  ")] or [first]), 1),
+                   "before_timing_seconds": round(first - t0, 1),
                    "variants": auto["profile"]["measured_variants"], "decomposed": len(plan.decomposed()),
                    "reduction": round(auto["chosen"]["reduction"], 3),
                    "verify": [v["ratios"] for v in auto.get("verify", [])]}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    adaptive_timing.ADAPTIVE = True
-    before = [r["seconds"] for r in rows if not r["adaptive"]]
-    after = [r["seconds"] for r in rows if r["adaptive"]]
-    return {"framework": args.framework, "threads": args.threads, "rows": rows,
-            "before_median_s": float(np.median(before)), "after_median_s": float(np.median(after)),
-            "ratio": float(np.median(after) / np.median(before))}
+    before = [r["seconds"] for r in rows if not r["default"]]
+    after = [r["seconds"] for r in rows if r["default"]]
+    out = {"framework": args.framework, "threads": args.threads, "default_mode": default, "compared_mode": other,
+           "rows": rows, "before_median_s": float(np.median(before)), "after_median_s": float(np.median(after)),
+           "ratio": float(np.median(after) / np.median(before)), "load_average": list(os.getloadavg())}
+    print(f"auto-cold {args.framework}: {default} {out['after_median_s']:.1f} s (median) vs {other} "
+          f"{out['before_median_s']:.1f} s: {out['ratio']:.2f}x; load average {os.getloadavg()[0]:.2f}", flush=True)
+    return out
 
 
 COMMANDS = {"digits": digits, "pareto": pareto, "resnet50": resnet50, "auto-cold": auto_cold}
@@ -216,6 +236,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="resnet50 / auto-cold: repetitions")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--budget", type=float, default=2.0, help="auto-cold: parameter budget")
+    p.add_argument("--compare", default="sequential", choices=("sequential", "fixed"),
+                   help="auto-cold: the timing the default (lean) is compared against")
     p.add_argument("--objective", default="both", help="pareto: timed phases")
     p.add_argument("--repeat", type=int, default=7, help="pareto: latency rounds")
     p.add_argument("--threads", type=int, default=None)

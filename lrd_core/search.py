@@ -36,10 +36,12 @@ from .plan import LayerPlan, Plan
 from .planner import exclusion_reason, make_plan, select_layers
 from .profile import Profiler
 from .ranks import full_ranks
+from .reports import weight_error
 from .search_methods import extra_options, refresh_reports
 
 Verify = Callable[[Plan], Mapping[str, float]]
 SEARCH_STEP = 8     # rank step of the search when rank quantization is off (q = 1)
+WEIGHT_SELECTIONS = ("vbmf", "energy")     # rank selections that read the weights
 MAX_EXTRA_STEPS = 6  # rank steps below the search radius tried to reach a budget
 
 
@@ -109,7 +111,8 @@ def candidates(layers: Sequence[LayerInfo], cfg: PlanConfig, weights=None) -> Tu
     """The rank estimates (a plan as fixed modes would make it) and the options to time."""
     chosen = select_layers(layers, cfg)
     eligible = [l.name for l in layers if chosen[l.name] and not l.is_grouped]
-    base = make_plan(layers, _base_config(cfg, eligible), weights=weights)
+    needs = weights if cfg.rank_selection in WEIGHT_SELECTIONS else None     # PR needs shapes only
+    base = make_plan(layers, _base_config(cfg, eligible), weights=needs)
     for lp in base.layers:
         if not chosen[lp.name]:
             lp.selected, lp.reason = False, (exclusion_reason(lp.name, cfg, [l.name for l in layers])
@@ -290,7 +293,21 @@ def search_plan(layers: Sequence[LayerInfo], config, profiler: Profiler, weights
     if cfg.budget is not None and not report.get("budget_met"):
         say(f"auto: budget {cfg.budget}x {cfg.budget_kind} not met without slowing the network on "
             f"{cfg.device}; reached {report['chosen']['reduction']:.2f}x")
-    return refresh_reports(plan, cfg, weights)
+    return refresh_reports(_weight_errors(plan, base, cfg, weights), cfg, weights)
+
+
+def _weight_errors(plan: Plan, base: Plan, cfg: PlanConfig, weights) -> Plan:
+    """Each decomposed layer's weight error at the ranks chosen (computed once, for the chosen layers only)."""
+    estimates = {lp.name: lp for lp in base.layers}
+    for lp in plan.layers:
+        if not lp.decomposed:
+            lp.weight_error = None
+            continue
+        est = estimates.get(lp.name)
+        if est is None or est.weight_error is None or (est.method, est.ranks) != (lp.method, lp.ranks):
+            w = None if weights is None else weights.get(lp.name)
+            lp.weight_error = weight_error(lp.method, lp.ranks, w, cfg.tucker_iters)
+    return plan
 
 
 def _verify_key(plan: Plan, phases: Sequence[str]) -> str:

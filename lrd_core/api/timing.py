@@ -5,6 +5,8 @@ Run as ``python -m lrd_core.api.timing '<json>'`` it is the child process of a m
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import json
 import sys
@@ -18,7 +20,7 @@ from ..config import PlanConfig
 from ..cost import layer_params
 from ..errors import ConfigError
 from ..factorize import skeleton
-from ..latency_cache import LatencyCache, environment
+from ..latency_cache import LatencyCache, environment, layer_signature, variant_key
 from ..layers import LayerInfo, SubLayer
 from ..plan import Plan
 from ..profile import Profiler
@@ -77,7 +79,10 @@ def measure_latency(backend, target, input_shape, device: str = "CPU", mode: str
         models = [backend.copy(m) for m in models]
     with backend.timing_scope(threads) as n:
         fns = backend.runners(models, shape, mode, target_name, num_classes=num_classes)
-        timings = L.interleaved(fns, warmup, repeat)
+        try:
+            timings = L.interleaved(fns, warmup, repeat)
+        finally:
+            backend.release(fns)         # MindSpore keeps compiled training cells alive otherwise
     out = L.results(timings, mode, shape[0], target_name.upper(), backend.name, n)
     return out[0] if single else out
 
@@ -86,7 +91,7 @@ def measure_latency(backend, target, input_shape, device: str = "CPU", mode: str
 def _random_subs(subs: List[SubLayer], seed: int) -> List[SubLayer]:
     rng = np.random.default_rng(seed)
     for s in subs:
-        s.weight = (0.05 * rng.standard_normal(s.weight.shape)).astype(np.float32)
+        s.weight = rng.standard_normal(s.weight.shape, dtype=np.float32) * np.float32(0.05)
     return subs
 
 
@@ -110,12 +115,25 @@ def layer_input_shape(info: LayerInfo, batch: int):
 
 
 def layer_timer(backend, device: str = "CPU", threads: Optional[int] = None, warmup: int = 2, repeat: int = 7):
-    """The search's layer timer: ``timer(info, variants, "infer@8") -> [Timing]``, interleaved."""
+    """The search's layer timer: ``timer(info, variants, "infer@8") -> [Timing]``, interleaved.
+
+    The layers built for one layer shape are kept until another shape is timed, so the phases of a
+    shape (the search times them one after another) reuse them instead of building them again.
+    """
     target = backend.check_device(device)
+    built: Dict[tuple, object] = {}
+
+    def module(info: LayerInfo, method: str, ranks, seed: int):
+        key = (layer_signature(info), variant_key(method, ranks))
+        if built and next(iter(built))[0] != key[0]:
+            built.clear()
+        if key not in built:
+            built[key] = layer_module(backend, info, method, ranks, seed=seed)
+        return built[key]
 
     def timer(info: LayerInfo, variants, phase_key: str):
         phase, batch = L.parse_phase(phase_key)
-        mods = [layer_module(backend, info, m, r, seed=k) for k, (m, r) in enumerate(variants)]
+        mods = [module(info, m, r, k) for k, (m, r) in enumerate(variants)]
         with backend.timing_scope(threads):
             fns = backend.runners(mods, layer_input_shape(info, batch), phase, target, input_grad=True)
             return adaptive_interleaved(fns, warmup=warmup, max_repeat=repeat)   # stops once the ratios settle
@@ -142,7 +160,7 @@ def with_plan(backend, model, plan: Plan, seed: int = 0):
     prefixes = tuple(lp.name + "." for lp in plan.decomposed())
     for name, t in backend.parameters(variant).items():
         if name.startswith(prefixes):
-            backend.assign(t, (0.05 * rng.standard_normal(tuple(t.shape))).astype(np.float32))
+            backend.assign(t, rng.standard_normal(tuple(t.shape), dtype=np.float32) * np.float32(0.05))
     return variant
 
 
@@ -182,10 +200,26 @@ def auto_plan(backend, model, input_shape=(1, 3, 224, 224), cache_path: Optional
     meta = {"framework": backend.name, "input_shape": list(input_shape), "framework_version": backend.version,
             "threads": int(prof.cache.env["threads"]) if str(prof.cache.env["threads"]).isdigit() else None}
     try:
-        return search_plan(layers, cfg, prof, weights=weights, meta=meta, fixed_params=int(fixed),
-                           verify=verify, log=log)
+        with quiet_collector():
+            return search_plan(layers, cfg, prof, weights=weights, meta=meta, fixed_params=int(fixed),
+                               verify=verify, log=log)
     finally:
         prof.cache.save()
+
+
+@contextlib.contextmanager
+def quiet_collector():
+    """Objects alive now are left out of garbage collections until the block ends (``gc.freeze``).
+
+    A framework may collect garbage before every graph compile (MindSpore does); the search builds and
+    compiles hundreds of small networks, and each full collection walks every object of the process.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 # ------------------------------------------------------------------------------ peak memory

@@ -3,8 +3,10 @@
 ``verify(plan) -> {phase: ratio}`` times the compressed network against the original, interleaved,
 in every phase of the objective (as :func:`lrd_core.latency.plan_verifier` does), but stops after two
 rounds when the paired ratios already agree or are clearly below or above 1
-(:func:`lrd_core.adaptive_timing.ratios_settled`), and runs up to five otherwise. A ResNet-50 training
-step at batch 8 takes seconds, so this check was half of a cold search.
+(:func:`lrd_core.adaptive_timing.ratios_settled`), and runs up to five otherwise. The one warm-up call of
+each network is timed and counts as the first of those rounds only when the next round agrees with it
+(:func:`lrd_core.adaptive_timing.adaptive_interleaved`), so a settled phase costs two calls per network.
+A ResNet-50 training step at batch 8 takes seconds, so this check was half of a cold search.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def adaptive_verifier(backend, model, input_shape, device: str, phases: Sequence
         for key in phases:
             phase, batch = parse_phase(key)
             shape = (batch,) + tuple(input_shape[1:])
-            models = [model, variant] if phase == "infer" else [backend.copy(model), backend.copy(variant)]
+            models = [model, variant] if phase == "infer" else [backend.copy(model), variant]   # variant: ours
             with backend.timing_scope(threads):
                 fns = backend.runners(models, shape, phase, target, num_classes=num_classes)
                 base, comp = A.adaptive_interleaved(fns, warmup=1, min_repeat=MIN_ROUNDS, max_repeat=MAX_ROUNDS,
