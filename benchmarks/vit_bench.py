@@ -6,7 +6,7 @@
 
 ``model``: ``lrd bench model`` once per framework (each in its own process): original, ``attn``, ``mlp``,
 ``all`` at PR 2x and ``auto`` (timed on the device, verified on the whole network), plus the training
-step of ``all`` and ``auto`` with sequential freezing (every phase timed interleaved with the rest, the
+step of ``all`` and ``auto`` with sequential freezing (every phase timed interleaved with the original, the
 ratio averaged over one cycle of phases). Writes ``results/<model>_cpu_<framework>.{json,md,png}``.
 
 ``digits``: the ``lrd demo --model vit_tiny`` recipe (AdamW, cosine, label smoothing; 4 blocks, 8x8

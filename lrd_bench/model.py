@@ -1,7 +1,9 @@
 """``lrd bench model``: one network, original vs compression modes vs ``auto``, measured side by side.
 
-Every phase (inference at batch 1 and B, training step at B) times all variants interleaved in one
-call, so each ratio compares runs made under the same machine load. Peak memory is measured per
+Every phase (inference at batch 1 and B, training step at B) times the original beside one variant at a
+time (:mod:`lrd_bench.timing`: the two interleaved round by round, the variant's compiled cells released
+before the next one is built, a progress bar ticking per round), so each ratio compares runs made under
+the same machine load and at most two networks are compiled at once. Peak memory is measured per
 variant in a fresh process. The ``auto`` plan is searched on the same device first (cold cache),
 then searched again to time the cached path.
 """
@@ -21,6 +23,8 @@ from lrd_core.model_options import select as select_model_options
 from lrd_core.search import pick_best
 
 from lrd_core.frameworks import adapter
+
+from .timing import rounds, time_phase
 
 
 def _log(line: str) -> None:
@@ -111,29 +115,8 @@ def run(args, modes: List[str]) -> dict:
         row["macs_reduction"] = (base_macs / row["macs"]) if base_macs and row["macs"] else None
     if getattr(args, "eval", None):
         accuracy_rows(fw, nets, rows, args.eval, size, args.eval_limit)
-    sequential = freeze_variants(fw, lat, model, plans, getattr(args, "sequential", None) or [])
-    seq_rows: list = []
-    from lrd_core.progress import bar
-    timing_bar = bar(len(_phases(args)), "bench: interleaved timing", unit="phase")
-    for phase, batch in _phases(args):
-        timing_bar.set_postfix_str(f"{phase} bs{batch}", refresh=False)
-        timing_bar.update(0)
-        extra = [v for _, variants in sequential for v in variants] if phase == "train" else []
-        _log(f"timing {phase} at batch {batch}: {', '.join(modes)} interleaved"
-             + (f" with {len(extra)} sequential-freezing phases" if extra else ""))
-        res = lat.measure_latency(nets + extra, (batch, 3, size, size), args.device, phase, warmup=args.warmup,
-                                  repeat=args.repeat, threads=args.threads,
-                                  num_classes=classes if phase == "train" else None)
-        if extra:
-            seq_rows = freeze_rows(rows, sequential, res[len(nets):])
-            res = res[:len(nets)]
-        timing_bar.update(1)
-        key = {"infer": "infer", "train": "train"}[phase] + ("" if batch == args.batch else f"_bs{batch}")
-        for row, r in zip(rows, res):
-            paired(row, key, r, res[0], row is rows[0])
-            if phase == "infer":
-                row[key + "_throughput"] = r.throughput
-    timing_bar.close()
+    sequential = freeze_variants(plans, getattr(args, "sequential", None) or [])
+    seq_rows = time_phases(fw, model, nets, modes, rows, sequential, args, size, classes)
     if not args.train:                  # result.json keeps its keys: null when not measured
         for row in rows:
             row["train_ms"] = row["train_ratio"] = None
@@ -160,19 +143,63 @@ def run(args, modes: List[str]) -> dict:
 SPREAD_WARNING = 0.15
 
 
-def paired(row: dict, key: str, r, base, is_base: bool) -> None:
+def time_phases(fw, model, nets, modes, rows, sequential, args, size: int, classes: int) -> list:
+    """Time every phase (the original beside one variant at a time, a bar ticking per round) into ``rows``;
+    returns the ``<mode>+sequential`` rows."""
+    from lrd_core.progress import bar
+
+    backend = fw.BACKEND
+    by_mode = dict(zip(modes, nets))
+    plan = []
+    for phase, batch in _phases(args):
+        extra = [(mode, frozen) for mode, phases in sequential for frozen in phases] if phase == "train" else []
+        plan.append((phase, batch, extra))
+    total = sum(rounds(len(nets) - 1 + len(extra), args.repeat) for _, _, extra in plan)
+    seq_rows: list = []
+    with bar(total, "bench: interleaved timing", unit="round") as timing_bar:
+        for phase, batch, extra in plan:
+            timing_bar.set_postfix_str(f"{phase} bs{batch}", refresh=False)
+            _log(f"timing {phase} at batch {batch}: original beside each of {', '.join(modes[1:]) or 'nothing'}"
+                 + (f" and {len(extra)} sequential-freezing phases" if extra else "") + " in turn")
+            own = (lambda n: (lambda: backend.copy(n))) if phase == "train" else (lambda n: (lambda: n))
+            makers = [own(n) for n in nets[1:]]
+            makers += [_frozen_maker(fw, backend, by_mode[mode], frozen) for mode, frozen in extra]
+            base, pairs = time_phase(backend, nets[0], makers, (batch, 3, size, size), args.device, phase,
+                                     warmup=args.warmup, repeat=args.repeat, threads=args.threads,
+                                     num_classes=classes if phase == "train" else None,
+                                     tick=lambda: timing_bar.update(1))
+            key = phase + ("" if batch == args.batch else f"_bs{batch}")
+            paired(rows[0], key, None, base.median_ms)
+            for row, pair in zip(rows[1:], pairs):
+                paired(row, key, pair, base.median_ms)
+            if extra:
+                seq_rows = freeze_rows(rows, sequential, pairs[len(nets) - 1:], base.median_ms)
+            if phase == "infer":
+                for row in rows:
+                    row[key + "_throughput"] = 1000.0 * batch / row[key + "_ms"]
+    return seq_rows
+
+
+def _frozen_maker(fw, backend, net, frozen):
+    def make():
+        copy = backend.copy(net)
+        fw.set_frozen(copy, frozen)
+        return copy
+    return make
+
+
+def paired(row: dict, key: str, pair, base_ms: float) -> None:
     """Store one phase of one variant: the median of the per-round ratios to the original (timed in the same
     round), their IQR, and milliseconds from the same rounds (the original's median times the ratio, so the
-    two agree; the variant's own median is kept as ``<key>_median_ms``)."""
-    ratios = [1.0] * len(base.timing.samples) if is_base else [
-        v / b for v, b in zip(r.timing.samples, base.timing.samples) if b > 0]
-    ratio = 1.0 if is_base else float(statistics.median(ratios))
+    two agree; the variant's own median is kept as ``<key>_median_ms``). ``pair`` None: the original."""
+    ratios = pair.round_ratios if pair is not None else []
+    ratio = float(statistics.median(ratios)) if ratios else 1.0
     q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratio, ratio, ratio]
     row[key + "_ratio"] = ratio
     row[key + "_ratio_iqr"] = [round(float(q[0]), 4), round(float(q[2]), 4)]
-    row[key + "_round_ratios"] = [round(float(x), 4) for x in ratios]
-    row[key + "_median_ms"] = r.median_ms
-    row[key + "_ms"] = base.median_ms * ratio
+    row[key + "_round_ratios"] = [round(float(x), 4) for x in ratios] if pair is not None else [1.0]
+    row[key + "_median_ms"] = pair.variant.median_ms if pair is not None else base_ms
+    row[key + "_ms"] = base_ms * ratio
 
 
 def threads_used(framework: str, requested, device: str):
@@ -202,37 +229,33 @@ def accuracy_rows(fw, nets, rows, data: str, size: int, limit: int) -> None:
         row["accuracy"] = float(fw.evaluate(net, subset))
 
 
-def freeze_variants(fw, lat, model, plans, modes) -> list:
-    """``[(mode, [network frozen as sequential-freezing phase k, ...])]`` for the decomposed ``modes``."""
+def freeze_variants(plans, modes) -> list:
+    """``[(mode, [frozen parameter names of sequential-freezing phase k, ...])]`` for the decomposed ``modes``."""
     out = []
     for mode in modes:
         plan = plans[mode][0]
         if plan is None or not plan.decomposed():
             continue
-        variants = []
-        for k in range(freezing.cycle_length(plan, "sequential")):
-            net = lat.with_plan(model, plan)
-            fw.set_frozen(net, freezing.frozen_parameters(plan, "sequential", k))
-            variants.append(net)
-        out.append((mode, variants))
+        out.append((mode, [freezing.frozen_parameters(plan, "sequential", k)
+                           for k in range(freezing.cycle_length(plan, "sequential"))]))
     return out
 
 
-def freeze_rows(rows, sequential, results) -> list:
+def freeze_rows(rows, sequential, pairs, base_ms: float) -> list:
     """One ``<mode>+sequential`` row per frozen mode: the training step averaged over its phases (each
-    phase's ratio measured interleaved with the original), params/MACs of the mode."""
+    phase's ratio paired with the original round by round), params/MACs of the mode."""
     out, k = [], 0
     by_mode = {r["mode"]: r for r in rows}
-    for mode, variants in sequential:
-        got = results[k:k + len(variants)]
-        k += len(variants)
+    for mode, phases in sequential:
+        got = pairs[k:k + len(phases)]
+        k += len(phases)
         base = by_mode[mode]
+        ratios = [float(statistics.median(p.round_ratios)) for p in got]
         out.append({"mode": f"{mode}+sequential", "params": base["params"], "macs": base["macs"],
                     "decomposed": base["decomposed"], "params_reduction": base["params_reduction"],
-                    "macs_reduction": base["macs_reduction"], "freeze_phases": len(variants),
-                    "train_ms": statistics.mean(r.median_ms for r in got),
-                    "train_ratio": statistics.mean(r.ratio for r in got),
-                    "train_phase_ratios": [r.ratio for r in got]})
+                    "macs_reduction": base["macs_reduction"], "freeze_phases": len(phases),
+                    "train_ms": base_ms * statistics.mean(ratios), "train_ratio": statistics.mean(ratios),
+                    "train_phase_ratios": ratios})
     return out
 
 

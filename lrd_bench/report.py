@@ -57,7 +57,8 @@ def model_markdown(result: dict) -> str:
     if result.get("best"):
         lines += ["", f"best mode{' meeting the budget' if result.get('budget') else ''}: {result['best']}"]
     lines += ["", "ms: the original's median times the paired ratio (median over rounds of variant / original "
-                  "timed in the same round; IQR over rounds), so ms and ratios agree; params count every "
+                  "timed in the same round, the original beside one variant at a time; IQR over rounds), so ms "
+                  "and ratios agree; params count every "
                   "parameter of the network (lrd plan's totals count conv and dense layers only)"]
     return "\n".join(lines) + "\n"
 

@@ -32,7 +32,8 @@ def _common(p, framework=True) -> None:
                        help="framework that builds and times the networks")
     p.add_argument("--device", default="CPU", type=_device, help="CPU, GPU (CUDA) or Ascend")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (recorded in the result)")
-    p.add_argument("--repeat", type=int, default=7, help="interleaved timed rounds (median reported)")
+    p.add_argument("--repeat", type=int, default=7,
+                   help="timed rounds (median reported); bench model: per variant, each beside the original")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds (compilation, caches)")
     p.add_argument("--out", required=True, help="result JSON")
     p.add_argument("--markdown", default=None, help="also write a markdown table here")
@@ -53,8 +54,8 @@ def _add_model(kinds) -> None:
                                   "'patch_embed\\.proj'); repeatable")
     add_option(p, "blocks", help="every mode only in these blocks: last:6, first:4")
     p.add_argument("--sequential", default="", metavar="MODES",
-                   help="also time the training step of these modes with sequential freezing (each phase, "
-                        "interleaved with the rest), e.g. all,auto")
+                   help="also time the training step of these modes with sequential freezing (each phase "
+                        "interleaved with the original), e.g. all,auto")
     add_option(p, "rank_multiple")
     p.add_argument("--budget", type=float, default=None, help="auto: model-level parameter reduction to reach")
     p.add_argument("--objective", default="both", choices=("both", "infer", "train"), help="auto: phases to speed up")

@@ -110,6 +110,11 @@ class Backend(Protocol):
         training step (``'train'``: forward, backward, momentum SGD; cross-entropy on random labels
         when ``num_classes`` is given, else a fixed output gradient) and wait for the device."""
 
+    def release(self, runners: Sequence[Runner]) -> None:
+        """Free what ``runners`` compiled (graphs, and a training runner's network and optimizer state: that
+        network must not be used afterwards, so pass copies to :meth:`runners`); a no-op where nothing
+        outlives the callables."""
+
     def device_memory(self) -> Tuple[Callable[[], None], Callable[[], float]]:
         """``(reset, peak_mb)`` of the accelerator's allocated memory (host memory is measured in core)."""
 

@@ -85,6 +85,12 @@ def _unique_names(cell: nn.Cell, prefix: str = "") -> nn.Cell:
     return cell
 
 
+def _compiled(fn, cell: nn.Cell, owned: bool = True):
+    """``fn`` tagged with the cell it compiles (``owned``: a training cell built for this runner alone)."""
+    fn.lrd_cell, fn.lrd_owned = cell, owned
+    return fn
+
+
 def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
@@ -283,7 +289,7 @@ class MindSporeBackend:
             if phase == "infer":
                 head = _Head(cell)
                 head.set_train(False)
-                fns.append(lambda h=head: h(x).asnumpy())
+                fns.append(_compiled(lambda h=head: h(x).asnumpy(), head, owned=False))
                 continue
             _unique_names(cell, f"v{k}.")
             opt = nn.Momentum(cell.trainable_params(), learning_rate=1e-4, momentum=0.9)
@@ -292,12 +298,35 @@ class MindSporeBackend:
                 loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
                 step = nn.TrainOneStepCell(nn.WithLossCell(cell, loss), opt)
                 step.set_train(True)
-                fns.append(lambda s=step, y=y: s(x, y).asnumpy())
+                fns.append(_compiled(lambda s=step, y=y: s(x, y).asnumpy(), step))
             else:
                 step = _LayerStep(cell, opt)
                 step.set_train(True)
-                fns.append(lambda s=step: s(x).asnumpy())
+                fns.append(_compiled(lambda s=step: s(x).asnumpy(), step))
         return fns
+
+    def release(self, runners) -> None:
+        """Drop the GRAPH-mode compilations of ``runners``. The graph executor keeps a reference to a
+        compiled training cell, so that cell is also emptied of its sub-cells and parameters (the network
+        copy, optimizer moments): a training runner's network is not usable afterwards."""
+        from mindspore.graph.api import _cell_graph_executor
+
+        for fn in runners:
+            top, owned = getattr(fn, "lrd_cell", None), getattr(fn, "lrd_owned", False)
+            if top is None:
+                continue
+            cells = [top] + ([c for _, c in top.cells_and_names()] if owned else [])
+            for c in cells:
+                if c.compile_cache:
+                    _cell_graph_executor.del_net_res(c, c.compile_cache)
+                    c.compile_cache.clear()
+            for c in cells if owned else []:
+                c._params.clear()
+                c._cells.clear()
+                for key in [k for k, v in vars(c).items() if isinstance(v, (ms.Parameter, ms.ParameterTuple,
+                                                                             tuple, list))]:
+                    object.__delattr__(c, key)
+            fn.lrd_cell = None
 
     def device_memory(self):
         return ms.runtime.reset_peak_memory_stats, lambda: ms.runtime.max_memory_allocated() / 2 ** 20

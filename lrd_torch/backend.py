@@ -211,6 +211,9 @@ class TorchBackend:
             labels = torch.randint(0, num_classes, (input_shape[0],), generator=g).to(dev)
         return [self._runner(m.to(dev), x, phase, labels, input_grad, sync) for m in models]
 
+    def release(self, runners) -> None:
+        """Nothing to do: a runner's network and optimizer go with the callable."""
+
     @staticmethod
     def _runner(module: nn.Module, x, phase: str, labels, input_grad: bool, sync):
         if phase == "infer":

@@ -31,11 +31,14 @@ def adaptive_verifier(backend, model, input_shape, device: str, phases: Sequence
         for key in phases:
             phase, batch = parse_phase(key)
             shape = (batch,) + tuple(input_shape[1:])
-            models = [model, variant] if phase == "infer" else [backend.copy(model), variant]   # variant: ours
+            models = [model, variant] if phase == "infer" else [backend.copy(model), backend.copy(variant)]
             with backend.timing_scope(threads):
                 fns = backend.runners(models, shape, phase, target, num_classes=num_classes)
-                base, comp = A.adaptive_interleaved(fns, warmup=1, min_repeat=MIN_ROUNDS, max_repeat=MAX_ROUNDS,
-                                                    tol=A.VERIFY_TOLERANCE)
+                try:
+                    base, comp = A.adaptive_interleaved(fns, warmup=1, min_repeat=MIN_ROUNDS,
+                                                        max_repeat=MAX_ROUNDS, tol=A.VERIFY_TOLERANCE)
+                finally:
+                    backend.release(fns)     # MindSpore keeps compiled training cells alive otherwise
             out[key] = paired_ratio(comp, base)
         return out
     return verify
