@@ -70,11 +70,7 @@ def time_phase(backend, base, variants: Sequence[Callable[[], object]], shape, d
         base_fn = backend.runners([net], shape, phase, target, num_classes=num_classes)[0]
         try:
             if not variants:
-                alone = L.start_timings([base_fn], warmup, MIN_SAMPLE_S, MAX_NUMBER, clock)
-                for r in range(repeat):
-                    L.time_round([base_fn], alone, r, clock)
-                    tick()
-                return alone[0], []
+                return _rounds([base_fn], warmup, repeat, tick, clock)[0], []
             pairs = []
             for make in variants:
                 pairs.append(_pair(backend, base_fn, make, shape, target, phase, warmup, repeat, num_classes,
@@ -92,10 +88,16 @@ def _pair(backend, base_fn, make, shape, target, phase, warmup, repeat, num_clas
     """One variant beside the original; its network and runner are local and die when this returns."""
     fns = [base_fn, backend.runners([make()], shape, phase, target, num_classes=num_classes)[0]]
     try:
-        out = L.start_timings(fns, warmup, MIN_SAMPLE_S, MAX_NUMBER, clock)
-        for r in range(repeat):
-            L.time_round(fns, out, r, clock)
-            tick()
+        out = _rounds(fns, warmup, repeat, tick, clock)
     finally:
         backend.release(fns[1:])         # the variant's compiled cells (MindSpore keeps them otherwise)
     return Pair(out[0], out[1])
+
+
+def _rounds(fns, warmup, repeat, tick, clock) -> List[L.Timing]:
+    """``repeat`` interleaved rounds of ``fns`` (as :func:`lrd_core.latency.interleaved`), ticking after each."""
+    out = L.start_timings(fns, warmup, MIN_SAMPLE_S, MAX_NUMBER, clock)
+    for r in range(repeat):
+        L.time_round(fns, out, r, clock)
+        tick()
+    return out

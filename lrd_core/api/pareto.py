@@ -137,8 +137,7 @@ def _race(backend, model, input_shape, cfg: PlanConfig, infos, tables, front, po
     """The pick raced against the fixed modes at the same size budget (:mod:`.pareto_race`)."""
     from . import pareto_race as R
 
-    refs = R.references(fixed_indices(infos, tables, cfg), tables, base_ms, base_size, cfg.budget,
-                        "params")
+    refs = R.references(fixed_indices(infos, tables, cfg), tables, base_ms, base_size, cfg.budget)
     if not refs:
         return point, None, None
     finals = [i for i in infos if i.role.is_final_dense]

@@ -30,8 +30,8 @@ SIZE_SLACK = 1.02
 MIN_ESTIMATE_GAIN = 1e-6
 
 
-def references(fixed: Dict[str, List[int]], tables, base_ms: float, base_size: float, budget: float,
-               size_kind: str) -> Dict[str, List[int]]:
+def references(fixed: Dict[str, List[int]], tables, base_ms: float, base_size: float,
+               budget: float) -> Dict[str, List[int]]:
     """The fixed modes meeting the size budget (estimated), one per distinct layer selection."""
     out, seen = {}, set()
     for mode, index in fixed.items():

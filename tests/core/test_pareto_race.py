@@ -46,7 +46,7 @@ def test_objective_time_weights_phases_by_the_originals_milliseconds():
 def test_references_keep_modes_meeting_the_budget_once_per_selection():
     ts = tables()
     fixed = {"vanilla": [1, 1, 1], "mode1": [0, 0, 1], "mode2": [1, 1, 1], "mode3": [0, 2, 2]}
-    refs = R.references(fixed, ts, BASE_LAT, BASE_PARAMS, 1.5, "params")
+    refs = R.references(fixed, ts, BASE_LAT, BASE_PARAMS, 1.5)
     # vanilla: 1000 / 550 = 1.82x, mode3: 1000 / 500 = 2x, mode1: 1000 / 850 = 1.18x (out); mode2 = vanilla
     assert refs == {"vanilla": [1, 1, 1], "mode3": [0, 2, 2]}
 
