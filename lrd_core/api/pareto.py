@@ -149,8 +149,10 @@ def _race(backend, model, input_shape, cfg: PlanConfig, infos, tables, front, po
     def to_plan(index):
         chosen = {t.name: t.options[j] for t, j in zip(tables, index) if t.options[j].method != "none"}
         return _plan(infos, cfg, chosen, tables, input_shape, backend.name)
-    max_drop = min(P.estimate(tables, index, base_ms, base_size).drop for index in refs.values())
-    return R.race(front, point, lambda p: ok(p, bound), refs, to_plan, timer, options.get("log"), max_drop=max_drop)
+    estimates = {mode: P.estimate(tables, index, base_ms, base_size) for mode, index in refs.items()}
+    max_drop = min(e.drop for e in estimates.values())
+    return R.race(front, point, lambda p: ok(p, bound), refs, to_plan, timer, options.get("log"), max_drop=max_drop,
+                  ref_estimates={mode: e.latency_ratio for mode, e in estimates.items()})
 
 
 def pareto_plan(backend, model, input_shape, cfg: PlanConfig, calibration, evaluate, progress, options) -> Plan:

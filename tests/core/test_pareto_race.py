@@ -98,3 +98,54 @@ def test_replacements_stay_more_accurate_than_the_references():
     assert [a["drop_estimated"] for a in record["attempts"]] == pytest.approx([0.06, 0.06, 0.09])   # then none < 0.1
     unbounded = R.race(front, first, feasible, refs, tuple, Timer(timer.measured))[2]
     assert any(a["drop_estimated"] >= ref_drop for a in unbounded["attempts"])
+
+
+def test_estimates_off_in_scale_are_calibrated_on_the_measured_networks():
+    # inside the network every saving is three times its estimate (as MindSpore measured on the digits model):
+    # no point is estimated faster than the pick by the measured gap, so the race fits measured = a + s * estimated
+    # to the reference and the pick and takes the least-drop point that line predicts faster than the reference
+    ts, front, feasible, first, refs, timer = setup(
+        lambda index: 1.0 - 3.0 * (1.0 - estimate(ts, index, BASE_LAT, BASE_PARAMS).latency_ratio),
+        refs={"mode3": [0, 2, 2]})
+    ref = estimate(ts, [0, 2, 2], BASE_LAT, BASE_PARAMS)
+    point, ratios, record = R.race(front, first, feasible, refs, tuple, timer, max_drop=ref.drop,
+                                   ref_estimates={"mode3": ref.latency_ratio})
+    assert record["accepted"] == 2
+    assert record["attempts"][0]["next_by"] == "calibrated"
+    assert record["attempts"][0]["calibration"] == pytest.approx({"a": -2.0, "s": 3.0, "c": 0.0})
+    assert point.index == (2, 2, 1)      # drop 0.15 < mode3 0.20, estimated 0.81 < 0.84 ((2, 2, 0) only ties it)
+    assert ratios["infer@1"] == pytest.approx(1.0 - 3.0 * 0.19)
+    # without the references' estimates there is one measured point per estimate: the old crawl, one step faster
+    crawl = R.race(front, first, feasible, refs, tuple, Timer(timer.measured), max_drop=ref.drop)[2]
+    assert crawl["attempts"][0]["next_by"] == "faster"
+    assert crawl["attempts"][1]["drop_estimated"] == pytest.approx(0.06)     # (2, 1, 0): the least drop, 0.89
+
+
+def test_calibration_needs_two_estimates_and_a_positive_slope():
+    assert R.calibration([(0.8, 1, 0.5), (0.9, 1, 0.8)]) == pytest.approx({"a": -1.9, "s": 3.0, "c": 0.0})
+    assert R.calibration([(0.8, 1, 0.5), (0.8, 2, 0.7)]) is None
+    assert R.calibration([(0.8, 1, 0.8), (0.9, 1, 0.5)]) is None
+    assert R.calibration([(0.8, 1, 0.5)]) is None
+    # four records of full rank: the per-layer term is fitted (measured = 0.1 + 0.9 e - 0.05 n, exactly)
+    recs = [(e, n, 0.1 + 0.9 * e - 0.05 * n) for e, n in ((0.8, 2), (0.7, 5), (0.9, 1), (0.75, 3))]
+    assert R.calibration(recs) == pytest.approx({"a": 0.1, "s": 0.9, "c": -0.05})
+    # the same counts everywhere: no count term, a line
+    assert R.calibration([(e, 2, m) for e, _, m in recs])["c"] == 0.0
+
+
+def test_a_per_layer_saving_the_estimates_miss_is_calibrated_from_four_networks():
+    # inside the network every decomposed layer saves 0.1 more than its estimate (MindSpore's slow original
+    # kernels): a pick decomposing two layers loses to the two-layer references, and the calibration on the
+    # three references and the pick finds the three-layer point that wins
+    measured = lambda index: estimate(ts, index, BASE_LAT, BASE_PARAMS).latency_ratio - 0.1 * R.decomposed_count(index)  # noqa: E731,E501
+    ts, front, feasible, _, _, timer = setup(measured)
+    first = next(p for p in front if p.index == (2, 1, 0))                   # drop 0.06, estimated 0.89, 1.67x
+    refs = {"mode3": [0, 2, 2], "mode1": [2, 2, 0], "mode5": [0, 0, 2]}
+    est = {m: estimate(ts, i, BASE_LAT, BASE_PARAMS) for m, i in refs.items()}
+    point, ratios, record = R.race(front, first, feasible, refs, tuple, timer, max_drop=0.12,
+                                   ref_estimates={m: e.latency_ratio for m, e in est.items()})
+    assert record["attempts"][0]["next_by"] == "calibrated"
+    assert record["attempts"][0]["calibration"] == pytest.approx({"a": 0.0, "s": 1.0, "c": -0.1}, abs=1e-6)
+    assert record["accepted"] == 2 and point.index == (1, 1, 1)             # 0.91 - 0.3 = 0.61 < mode3's 0.64
+    assert record["attempts"][1]["layers"] == 3
+    assert ratios["infer@1"] == pytest.approx(0.61)
