@@ -137,7 +137,8 @@ def test_a_per_layer_saving_the_estimates_miss_is_calibrated_from_four_networks(
     # inside the network every decomposed layer saves 0.1 more than its estimate (MindSpore's slow original
     # kernels): a pick decomposing two layers loses to the two-layer references, and the calibration on the
     # three references and the pick finds the three-layer point that wins
-    measured = lambda index: estimate(ts, index, BASE_LAT, BASE_PARAMS).latency_ratio - 0.1 * R.decomposed_count(index)  # noqa: E731,E501
+    def measured(index):
+        return estimate(ts, index, BASE_LAT, BASE_PARAMS).latency_ratio - 0.1 * R.decomposed_count(index)
     ts, front, feasible, _, _, timer = setup(measured)
     first = next(p for p in front if p.index == (2, 1, 0))                   # drop 0.06, estimated 0.89, 1.67x
     refs = {"mode3": [0, 2, 2], "mode1": [2, 2, 0], "mode5": [0, 0, 2]}
